@@ -1,0 +1,330 @@
+/* ir/ir.h: the tensor IR, shared by the front end, the passes and the code generator.
+ *
+ * A Graph is a list of Nodes in topological order.  Every node produces exactly one tensor
+ * value, so a value is named by the id of the node that produces it (`%12` in dumps).  Model
+ * inputs, weights and constants are nodes too (class OPC_SOURCE).  A value's Type is a dtype
+ * and a shape whose dims are either static sizes or symbolic dims (`seq`) with an upper bound;
+ * symbolic dims stay symbolic through the passes and become runtime variables in generated C.
+ *
+ * Sections follow the files that define them: util.c, diag.c, graph.c, shape.c, verify.c,
+ * print.c, interp.c, pipeline.c and one file per pass.
+ */
+#ifndef KILN_IR_H
+#define KILN_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define KILN_VERSION "0.1.0"
+#define KILN_MAX_RANK 6     // dims per tensor
+#define KILN_MAX_IN 16      // inputs per node (concat is the widest op)
+
+/* ---------------------------------------------------------------------------------------
+ * util.c: checked allocation, the IR arena, growable arrays
+ */
+
+void *xmalloc(size_t n);            // never returns NULL: reports and exits
+void *xcalloc(size_t n, size_t sz);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xsprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  // malloc'd
+
+// Arena: bump allocator owned by a Graph; arena_free drops everything in one call.
+typedef struct ArenaBlock ArenaBlock;
+typedef struct {
+    ArenaBlock *head;   // newest block first
+} Arena;
+void *arena_alloc(Arena *a, size_t n);     // zeroed, 16-byte aligned
+char *arena_strdup(Arena *a, const char *s);
+char *arena_sprintf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void arena_free(Arena *a);
+
+// VEC_PUSH(arr, n, cap, item): append to a malloc'd array `arr` of `n` items and capacity `cap`.
+#define VEC_PUSH(arr, n, cap, item)                                                    \
+    do {                                                                               \
+        if ((n) == (cap)) {                                                            \
+            (cap) = (cap) ? 2 * (cap) : 8;                                             \
+            (arr) = xrealloc((arr), (size_t)(cap) * sizeof *(arr));                    \
+        }                                                                              \
+        (arr)[(n)++] = (item);                                                         \
+    } while (0)
+
+int str_edit_distance(const char *a, const char *b);  // Levenshtein, for "did you mean"
+
+/* ---------------------------------------------------------------------------------------
+ * diag.c: user-facing diagnostics with spec locations
+ */
+
+// SrcLoc: a place in a spec file.  1-based line and column; line 0 means "no place".
+typedef struct {
+    const char *file;   // path as the user gave it (never made absolute)
+    int line, col;
+} SrcLoc;
+
+// Diag collects errors of one compilation.  Each error prints at once, as
+//   file:line:col: error: message
+//      58 |   - { op: matmul, ... }
+//         |           ^
+// followed by any notes.  Callers check diag_count() at phase ends and stop if non-zero.
+typedef struct {
+    int n_errors;
+    FILE *out;          // where messages go (stderr unless a test redirects it)
+    bool quiet_source;  // do not print the source line and caret
+} Diag;
+
+void diag_init(Diag *d);
+void diag_error(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void diag_note(Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int diag_count(const Diag *d);
+
+// KILN_BUG: an internal error, i.e. a bug in kiln, never in the user's input.  Aborts.
+#define KILN_BUG(...) kiln_bug(__FILE__, __LINE__, __VA_ARGS__)
+_Noreturn void kiln_bug(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---------------------------------------------------------------------------------------
+ * graph.c: ops, types, nodes, graphs and the node constructors
+ */
+
+typedef enum {
+#define X(name, min_in, max_in, cls, spec) OP_##name,
+#include "ops.def"
+#undef X
+    OP_COUNT
+} OpKind;
+
+typedef enum {
+    OPC_SOURCE,     // no inputs: input, weight, constant, arange
+    OPC_ELEMWISE,   // out[i] depends on in[i] (after broadcasting) only
+    OPC_CONTRACT,   // matmul
+    OPC_REDUCE,     // reads a whole row of the last axis per output row
+    OPC_VIEW,       // reinterprets its input's buffer, moves no data
+    OPC_LAYOUT,     // moves data without arithmetic
+} OpClass;
+
+typedef struct {
+    const char *name;   // spec spelling, e.g. "layer_norm"
+    int min_in, max_in;
+    OpClass cls;
+} OpInfo;
+extern const OpInfo op_info[OP_COUNT];
+const char *op_name(OpKind op);
+int op_lookup(const char *spec_name);   // OpKind, or -1
+
+typedef enum { DT_F32, DT_I32, DT_I64 } DType;
+const char *dtype_name(DType t);        // "f32", "i32", "i64"
+size_t dtype_size(DType t);
+
+// Dim: one dimension.  sym < 0: static, `size` elements.  sym >= 0: symbolic dim number `sym`
+// of the graph (its value is known only at run time, 1 <= value <= size, size = its bound).
+typedef struct {
+    int64_t size;
+    int sym;
+} Dim;
+
+typedef struct {
+    DType dtype;
+    int rank;                   // 0 for a scalar
+    Dim dim[KILN_MAX_RANK];
+} Type;
+
+int64_t type_numel_max(const Type *t);  // element count with every symbolic dim at its bound
+bool type_is_static(const Type *t);     // no symbolic dim
+bool dim_eq(Dim a, Dim b);              // same static size, or same symbol
+
+// Sym: a symbolic dimension declared in the spec's `dims:` section.
+typedef struct {
+    const char *name;   // "seq"
+    int64_t max;        // upper bound
+    SrcLoc loc;
+} Sym;
+
+typedef int32_t NodeId;     // index into Graph.nodes; -1 means none
+
+typedef struct Node {
+    OpKind op;
+    NodeId id;              // index in Graph.nodes (topological order)
+    const char *name;       // spec name ("h.0.attn.qk") or a derived one; unique in the graph
+    SrcLoc loc;             // spec place of the op
+    NodeId in[KILN_MAX_IN];
+    int n_in;
+    Type type;              // of the one value the node produces
+    bool dead;              // removed by a pass; ir_compact() drops dead nodes
+    union {
+        struct { int index; } input;                     // OP_INPUT: position in Graph.inputs
+        struct { const char *tensor; } weight;           // OP_WEIGHT: name in the weights file
+        struct { void *data; } constant;                 // OP_CONST: numel values of type.dtype
+        struct { int64_t start; } arange;                // OP_ARANGE: out[i] = start + i
+        struct { bool trans_a, trans_b; } matmul;        // OP_MATMUL
+        struct { double by; } scale;                     // OP_SCALE
+        struct { bool tanh; } gelu;                      // OP_GELU: tanh approximation?
+        struct { double eps; } layer_norm;               // OP_LAYER_NORM
+        struct { int perm[KILN_MAX_RANK]; } transpose;   // OP_TRANSPOSE: out dim k = in dim perm[k]
+        struct { int axis; int64_t start, end; } slice;  // OP_SLICE: static bounds
+        struct { int axis; } concat;                     // OP_CONCAT
+    } attr;
+    NodeId *origins;        // spec nodes this node implements (after fusion), spec order
+    int n_origins;
+    int64_t offset;         // plan-memory: byte offset of the value in the arena; -1 when it
+                            // lives elsewhere (weights, inputs, constants, views of another)
+} Node;
+
+// Param: a spec parameter with its final value (after -D overrides), for headers and dumps.
+typedef struct {
+    const char *name;
+    double value;
+    bool overridden;        // set by -D
+} Param;
+
+// Output: a model output, bound to the node that computes it.
+typedef struct {
+    const char *name;
+    NodeId node;
+    SrcLoc loc;
+} Output;
+
+typedef struct Graph {
+    Arena arena;            // owns names, attribute data and everything else of the graph
+    const char *spec_path;  // as given on the command line
+    const char *model_name; // spec `name:`
+    Node *nodes;
+    int n_nodes, cap_nodes;
+    Sym *syms;
+    int n_syms, cap_syms;
+    NodeId *inputs;         // OP_INPUT nodes in declaration order
+    int n_inputs, cap_inputs;
+    Output *outputs;
+    int n_outputs, cap_outputs;
+    Param *params;
+    int n_params, cap_params;
+    const char **weight_prefixes;   // optional prefixes tried for tensor names ("transformer.")
+    int n_weight_prefixes, cap_weight_prefixes;
+    int64_t arena_bytes;    // plan-memory: arena size with every symbolic dim at its bound
+    int n_buffers;          // plan-memory: distinct arena buffers after reuse
+    const char **passes_run;        // names of the passes that ran, for headers
+    int n_passes_run, cap_passes_run;
+} Graph;
+
+Graph *graph_new(const char *spec_path);
+void graph_free(Graph *g);
+Node *graph_node(Graph *g, NodeId id);            // bounds-checked
+NodeId graph_find(const Graph *g, const char *name);   // live node by name, or -1
+int graph_add_sym(Graph *g, const char *name, int64_t max, SrcLoc loc);  // sym number
+int graph_find_sym(const Graph *g, const char *name);  // or -1
+
+// Node constructors.  Each checks its invariants (arity, dtypes, shapes via shape_infer_node),
+// reports a spec error at `loc` and returns -1 on failure, else returns the new node's id.
+// `name` is copied; NULL lets the graph derive a unique one.  Attributes are set through
+// `attr` (may be NULL for ops without attributes); the constructor copies it.
+NodeId graph_add_node(Graph *g, Diag *d, OpKind op, const char *name, SrcLoc loc,
+                      const NodeId *in, int n_in, const Node *attr);
+// Sources carry their type explicitly (input, weight, constant, arange).
+NodeId graph_add_source(Graph *g, Diag *d, OpKind op, const char *name, SrcLoc loc,
+                        Type type, const Node *attr);
+
+void ir_compact(Graph *g);      // drop dead nodes and renumber; keeps order and references
+
+/* ---------------------------------------------------------------------------------------
+ * shape.c: shape inference
+ */
+
+// Compute n->type from its inputs' types and its attributes.  On a user error (mismatched
+// shapes, bad axis, ...) reports at n->loc, naming the node and the producers of its inputs,
+// and returns false.
+bool shape_infer_node(Graph *g, Node *n, Diag *d);
+// Re-run inference over the whole graph and check that every stored type agrees.
+bool ir_infer_shapes(Graph *g, Diag *d);
+// Append "[seq, 768]" (dims by symbol name) to buf; returns buf.
+char *shape_str(const Graph *g, const Type *t, char *buf, size_t n);
+
+/* ---------------------------------------------------------------------------------------
+ * verify.c: structural invariants; a failure is a kiln bug (KILN_BUG), not a user error
+ */
+void ir_verify(const Graph *g, const char *after_pass);
+
+/* ---------------------------------------------------------------------------------------
+ * print.c: the text form of the IR
+ */
+//   %12 = matmul %10, %11 {trans_b} : f32[batch, seq, 768]   h.0.attn.qk  @gpt2.yaml:58
+void ir_print(const Graph *g, FILE *out);
+
+/* ---------------------------------------------------------------------------------------
+ * interp.c: the reference interpreter (plain loops over the unoptimized semantics)
+ */
+
+// Tensor: a host tensor with concrete dims (symbolic dims resolved).
+typedef struct {
+    DType dtype;
+    int rank;
+    int64_t dim[KILN_MAX_RANK];
+    void *data;         // malloc'd, owned
+} Tensor;
+
+int64_t tensor_numel(const Tensor *t);
+
+// Binding of the model's run-time data, filled by the caller.
+typedef struct {
+    const Tensor *inputs;       // [g->n_inputs], in Graph.inputs order
+    // Weight lookup: returns the f32 data of `tensor` (already checked against `type`), or
+    // NULL after printing an error.
+    const void *(*weight)(void *ctx, const char *tensor, const Type *type);
+    void *weight_ctx;
+} InterpEnv;
+
+// Run the graph.  Binds symbolic dims from the inputs' shapes (checking bounds), evaluates
+// every live node in order, and stores each output in outs[g->n_outputs] (caller frees
+// data).  Returns false after printing a message on bad inputs (shape, ids out of range).
+bool ir_interpret(const Graph *g, const InterpEnv *env, Tensor *outs, FILE *err);
+
+// Evaluate one node whose inputs are all OP_CONST with static shapes (for constant folding).
+// Returns malloc'd data of n->type, or NULL if the node cannot be evaluated at compile time.
+void *interp_eval_const(const Graph *g, const Node *n);
+
+/* ---------------------------------------------------------------------------------------
+ * pipeline.c and the passes
+ */
+
+// Every pass changes the graph in place and returns whether it changed anything.
+typedef bool (*PassFn)(Graph *g);
+
+typedef struct {
+    const char *name;       // "fold-constants"
+    PassFn run;
+    bool required;          // cannot be disabled
+    const char *doc;        // one line for --help and inspect
+} Pass;
+
+extern const Pass ir_passes[];
+extern const int ir_n_passes;
+
+typedef struct {
+    const char **disabled;  // pass names switched off
+    int n_disabled;
+    const char *dump_after; // NULL: no dump; "all": after parse and every pass; or a pass name
+    FILE *dump;             // where dumps go
+    bool time_passes;
+} PipelineOptions;
+
+// Run every enabled pass in order, verifying after each.  Returns false on a user error.
+bool ir_run_pipeline(Graph *g, const PipelineOptions *opt, Diag *d);
+bool pipeline_has_pass(const char *name);
+
+// Dead-code elimination: drop nodes no output depends on (unused weights included).
+// Requires: nothing.  Preserves: order, names, locations.  Invalidates: node ids (compacts).
+bool ir_eliminate_dead_code(Graph *g);
+
+// Constant folding: evaluate nodes whose inputs are all static-shape constants.
+// Requires: shapes inferred.  Preserves: names, locations (the folded node keeps its own).
+bool ir_fold_constants(Graph *g);
+
+// Memory planning: give every value computed in the forward pass an arena offset, reusing
+// the space of values whose last reader has run (first fit, sizes at the symbolic bounds).
+// Reshape nodes alias their input.  Sets Node.offset, Graph.arena_bytes and n_buffers.
+// Requires: final graph (runs last).  Preserves: everything else.
+bool ir_plan_memory(Graph *g);
+// The node whose buffer `id` reads (follows reshape views); `id` itself if not a view.
+NodeId ir_storage_root(const Graph *g, NodeId id);
+
+#endif

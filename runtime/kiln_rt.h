@@ -1,0 +1,151 @@
+/* kiln_rt.h: the kiln runtime, linked into every model binary kiln builds.
+ *
+ * This is the only header generated code includes.  The generated C file describes its model
+ * in a kiln_model (inputs, outputs, weights, symbolic dims, arena size) and provides the
+ * forward function; the runtime does everything around it: command line, safetensors weights
+ * (mmap'd and checked against the model before anything runs), .npy inputs and outputs
+ * (checked against the symbolic bounds), the arena, and timing.
+ *
+ * The runtime never includes compiler headers; everything it exports starts with kiln_.
+ */
+#ifndef KILN_RT_H
+#define KILN_RT_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#define KILN_RT_MAX_RANK 6
+
+typedef enum { KILN_F32 = 0, KILN_I32 = 1, KILN_I64 = 2 } kiln_dtype;
+
+const char *kiln_dtype_name(kiln_dtype t);  // "f32", "i32", "i64"
+size_t kiln_dtype_size(kiln_dtype t);
+
+/* ---------------------------------------------------------------------------------------
+ * Model description, emitted by kiln as static data in the generated file
+ */
+
+// A symbolic dimension (`seq`): its value is bound at run time from the inputs' shapes.
+typedef struct {
+    const char *name;
+    int64_t max;            // upper bound; 1 <= value <= max
+} kiln_sym;
+
+// A tensor's declared type.  dims[k] is the static size, or, when sym[k] >= 0, the bound
+// of symbolic dim sym[k] (whose actual value is bound at run time).
+typedef struct {
+    const char *name;       // input/output name, or the tensor name in the weights file
+    kiln_dtype dtype;
+    int rank;
+    int64_t dims[KILN_RT_MAX_RANK];
+    int sym[KILN_RT_MAX_RANK];
+} kiln_tensor_desc;
+
+typedef struct kiln_run kiln_run;
+
+typedef struct {
+    const char *name;               // spec `name:`
+    const char *spec;               // spec path as given to kiln
+    int n_syms;
+    const kiln_sym *syms;
+    int n_inputs;
+    const kiln_tensor_desc *inputs;     // integer inputs are i32 (i64 files are narrowed)
+    int n_outputs;
+    const kiln_tensor_desc *outputs;
+    int n_weights;
+    const kiln_tensor_desc *weights;    // names as in the spec; prefixes below tried too
+    int n_weight_prefixes;
+    const char *const *weight_prefixes; // e.g. "transformer."; tried when a name is missing
+    size_t arena_bytes;                 // activation arena at the symbolic bounds
+    // Runs the model once.  Returns 0, or non-zero after writing a message to r->err.
+    int (*forward)(kiln_run *r);
+} kiln_model;
+
+// Everything one forward call reads and writes.  The runtime fills it; forward() uses it.
+struct kiln_run {
+    const kiln_model *model;
+    int64_t sym[16];                // bound values of the symbolic dims, in kiln_model order
+    const void *const *weights;     // [n_weights] data pointers (mmap'd, f32, checked)
+    const void *const *inputs;      // [n_inputs] data pointers, dtype as declared
+    void *const *outputs;           // [n_outputs] caller-owned, contiguous, actual shapes
+    char *arena;                    // arena_bytes, 64-byte aligned
+    char err[512];                  // message when forward returns non-zero
+};
+
+// Format a message into r->err and return 1 (for `return kiln_fail(r, ...)`).
+int kiln_fail(kiln_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// The main() of every model binary:
+//   ./model --weights W.safetensors --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]
+//           [--repeat N] [--help]
+// Returns the process exit status.
+int kiln_main(int argc, char **argv, const kiln_model *m);
+
+/* ---------------------------------------------------------------------------------------
+ * safetensors.c: mmap'd weights
+ */
+
+typedef struct {
+    char *name;
+    kiln_dtype dtype;       // only F32/I32/I64 map; others are reported by name
+    const char *dtype_str;  // as in the file ("F32", "BF16", ...)
+    int rank;
+    int64_t dims[KILN_RT_MAX_RANK];
+    const void *data;       // into the mapping
+    size_t nbytes;
+} kiln_st_tensor;
+
+typedef struct {
+    void *map;
+    size_t map_size;
+    kiln_st_tensor *tensors;
+    int n_tensors;
+} kiln_safetensors;
+
+// Open and validate a safetensors file: header length within the file and under a cap,
+// well-formed JSON, known fields, offsets in range, in order and not overlapping, shape x
+// dtype equal to the byte length.  Returns 0, or -1 with a message in err.
+int kiln_st_open(kiln_safetensors *st, const char *path, char *err, size_t errlen);
+// Same checks on a buffer in memory (used by the fuzzer); the buffer must outlive st.
+int kiln_st_parse(kiln_safetensors *st, const void *buf, size_t len, char *err, size_t errlen);
+const kiln_st_tensor *kiln_st_find(const kiln_safetensors *st, const char *name);
+void kiln_st_close(kiln_safetensors *st);
+
+// Bind every weight of m: find it (trying the model's prefixes), check dtype and shape, and
+// store its data pointer in out[m->n_weights].  On failure names the tensor, the expected and
+// found dtype/shape, or the closest names in the file.  Returns 0 or -1 (message in err).
+int kiln_bind_weights(const kiln_model *m, const kiln_safetensors *st, const void **out,
+                      char *err, size_t errlen);
+
+/* ---------------------------------------------------------------------------------------
+ * npy.c: NumPy .npy files (version 1.0/2.0/3.0, little-endian, C order)
+ */
+
+typedef struct {
+    kiln_dtype dtype;
+    int rank;
+    int64_t dims[KILN_RT_MAX_RANK];
+    void *data;             // malloc'd
+} kiln_npy;
+
+// Read f32, i32 or i64 arrays.  Returns 0, or -1 with a message naming the file.
+int kiln_npy_read(const char *path, kiln_npy *out, char *err, size_t errlen);
+int kiln_npy_parse(const void *buf, size_t len, kiln_npy *out, char *err, size_t errlen);
+// Write atomically (temporary name, then rename).  Returns 0 or -1.
+int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const int64_t *dims,
+                   const void *data, char *err, size_t errlen);
+void kiln_npy_free(kiln_npy *a);
+
+/* ---------------------------------------------------------------------------------------
+ * arena.c and misc
+ */
+
+void *kiln_aligned_alloc(size_t bytes);  // 64-byte aligned, zeroed, touched once; NULL on failure
+void kiln_aligned_free(void *p);
+double kiln_now_ms(void);               // monotonic clock
+
+#endif
