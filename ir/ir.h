@@ -143,6 +143,14 @@ typedef struct {
 
 typedef int32_t NodeId;     // index into Graph.nodes; -1 means none
 
+// Origin: a spec node that a (possibly fused) IR node implements.  Copied by value, so it
+// survives the removal of the node it describes.
+typedef struct {
+    OpKind op;
+    const char *name;
+    SrcLoc loc;
+} Origin;
+
 typedef struct Node {
     OpKind op;
     NodeId id;              // index in Graph.nodes (topological order)
@@ -164,9 +172,11 @@ typedef struct Node {
         struct { int perm[KILN_MAX_RANK]; } transpose;   // OP_TRANSPOSE: out dim k = in dim perm[k]
         struct { int axis; int64_t start, end; } slice;  // OP_SLICE: static bounds
         struct { int axis; } concat;                     // OP_CONCAT
+        struct { DType to; } cast;                       // OP_CAST
+        struct { int rank; Dim dim[KILN_MAX_RANK]; } reshape;  // OP_RESHAPE: target shape
     } attr;
-    NodeId *origins;        // spec nodes this node implements (after fusion), spec order
-    int n_origins;
+    Origin *origins;        // spec nodes this node implements (itself, plus any fused into
+    int n_origins;          // it), in spec order; arena-owned
     int64_t offset;         // plan-memory: byte offset of the value in the arena; -1 when it
                             // lives elsewhere (weights, inputs, constants, views of another)
 } Node;
@@ -278,7 +288,8 @@ typedef struct {
 // data).  Returns false after printing a message on bad inputs (shape, ids out of range).
 bool ir_interpret(const Graph *g, const InterpEnv *env, Tensor *outs, FILE *err);
 
-// Evaluate one node whose inputs are all OP_CONST with static shapes (for constant folding).
+// Evaluate one node whose inputs are all OP_CONST with static shapes, or an ARANGE of static
+// size (for constant folding).
 // Returns malloc'd data of n->type, or NULL if the node cannot be evaluated at compile time.
 void *interp_eval_const(const Graph *g, const Node *n);
 

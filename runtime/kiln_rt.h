@@ -104,6 +104,9 @@ typedef struct {
     size_t map_size;
     kiln_st_tensor *tensors;
     int n_tensors;
+    char *path;             // file name used in messages ("<memory>" after kiln_st_parse)
+    void **aligned;         // [n_tensors] 64-byte aligned copies kiln_bind_weights made of
+                            // tensors whose data is misaligned in the file, else NULL
 } kiln_safetensors;
 
 // Open and validate a safetensors file: header length within the file and under a cap,
@@ -118,6 +121,8 @@ void kiln_st_close(kiln_safetensors *st);
 // Bind every weight of m: find it (trying the model's prefixes), check dtype and shape, and
 // store its data pointer in out[m->n_weights].  On failure names the tensor, the expected and
 // found dtype/shape, or the closest names in the file.  Returns 0 or -1 (message in err).
+// Pointers are aligned to the dtype's size: a tensor the file leaves misaligned is copied
+// once into st->aligned (freed by kiln_st_close).
 int kiln_bind_weights(const kiln_model *m, const kiln_safetensors *st, const void **out,
                       char *err, size_t errlen);
 
@@ -138,6 +143,12 @@ int kiln_npy_parse(const void *buf, size_t len, kiln_npy *out, char *err, size_t
 // Write atomically (temporary name, then rename).  Returns 0 or -1.
 int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const int64_t *dims,
                    const void *data, char *err, size_t errlen);
+// First half of kiln_npy_write, for writing several files all-or-nothing: writes the array
+// to a new temporary file next to path and stores its malloc'd name in *tmp_path; the caller
+// rename()s it to path (or unlink()s it) and frees the name.  Returns 0, or -1 with a message
+// and no temporary left behind.
+int kiln_npy_write_tmp(const char *path, kiln_dtype dtype, int rank, const int64_t *dims,
+                       const void *data, char **tmp_path, char *err, size_t errlen);
 void kiln_npy_free(kiln_npy *a);
 
 /* ---------------------------------------------------------------------------------------

@@ -1,0 +1,32 @@
+# Makefile: a thin wrapper over CMake for the README commands.  The build itself is
+# CMakeLists.txt; the tests are ctest (tests/tests.cmake).
+BUILD ?= build
+JOBS  ?= 2
+CMAKE_FLAGS ?= -DCMAKE_C_COMPILER=clang -DKILN_WERROR=ON
+
+.PHONY: all deps build demo test reference clean
+
+all: build
+
+deps:
+	@bash tools/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# Compile models/gpt2.yaml at the bundled trained model's size, run it on the reference
+# window of text, and compare with the reference logits.
+demo: build
+	@bash demo/run.sh $(BUILD)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Regenerate the committed reference tensors with PyTorch (Debian's python3-torch).
+reference:
+	@KILN_WITH_TORCH=1 bash tools/install-deps.sh
+	@OMP_WAIT_POLICY=passive /usr/bin/python3 tests/reference/make_cases.py
+
+clean:
+	rm -rf $(BUILD)

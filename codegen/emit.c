@@ -1,0 +1,865 @@
+/* codegen/emit.c: cg_emit_model, the generated C file from top to bottom.
+ *
+ * Runs after the pass pipeline; plan-memory has given every computed value its arena offset.
+ * The file it writes, in order (docs/codegen.md has an example):
+ *
+ *   header comment    model, spec, command, params, dims, passes, arena
+ *   #include "kiln_rt.h"
+ *   enums             the spec's whole-number params; one NAME_MAX bound per symbolic dim
+ *   constants         static const arrays of the folded OP_CONST values that are read
+ *   kernels           one static function per computing node, in graph order, each with a
+ *                     comment naming the node, its spec line, attributes, shapes and place
+ *   forward()         binds syms, weights, inputs and arena pointers; calls every kernel;
+ *                     copies the outputs out
+ *   kiln_model        the static description the runtime checks files against, and main()
+ *
+ * Names derive from spec names (sanitized to identifiers, made unique in graph order), so
+ * the same graph gives the same bytes.  The kernel bodies come from kernels_*.c.
+ */
+#include "cg.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CG_MAX_SYMS 16      // kiln_run.sym[16]
+
+/* ---------------------------------------------------------------------------------------
+ * Helpers the kernel writers share (declared in cg.h)
+ */
+
+char *cg_fmt(Cg *cg, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = arena_alloc(&cg->tmp, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+const char *cg_mono(Cg *cg, Mono m, bool paren)
+{
+    if (m.n == 0)
+        return cg_fmt(cg, "%lld", (long long)m.c);
+    Buf b = {0};
+    for (int i = 0; i < m.n; i++) {
+        bprintf(&b, "%s%s", i ? " * " : "", cg->sym_var[m.sym[i]]);
+        if (cg->sym_used)
+            *cg->sym_used |= 1u << m.sym[i];
+    }
+    if (m.c != 1)
+        bprintf(&b, " * %lld", (long long)m.c);
+    bool product = m.n > 1 || m.c != 1;
+    const char *s = paren && product ? cg_fmt(cg, "(%s)", bstr(&b)) : cg_fmt(cg, "%s", bstr(&b));
+    bfree(&b);
+    return s;
+}
+
+const char *cg_ctype(DType t)
+{
+    switch (t) {
+    case DT_F32: return "float";
+    case DT_I32: return "int32_t";
+    case DT_I64: return "int64_t";
+    }
+    KILN_BUG("cg_ctype: bad dtype %d", (int)t);
+}
+
+bool cg_unsupported(Cg *cg, const Node *n, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    diag_error(cg->d, n->loc, "%s '%s': the code generator cannot lower this: %s",
+               op_name(n->op), n->name, msg);
+    return false;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Per-file state and names
+ */
+
+typedef struct {
+    Cg cg;
+    const Graph *g;
+    const char **names;         // every identifier taken at file scope or in forward()
+    int n_names, cap_names;
+    const char **sym_max;       // [n_syms] enum name of each symbolic dim's bound
+    const char **kname;         // [n_nodes] kernel function of a computing node
+    const char **var;           // [n_nodes] forward()'s name for the node's own storage
+    bool *in_enum;              // [n_params] the param is in the generated enum
+    const Node **weights;       // model_weights: the first OP_WEIGHT node of each tensor
+    int n_weights, cap_weights;
+    bool *used;                 // [n_nodes] storage roots forward() reads or writes
+    uint32_t *ksyms;            // [n_nodes] syms a kernel takes, in sym order
+    bool *kfail;                // [n_nodes] the kernel can fail (returns int)
+} Emit;
+
+// Identifiers used inside kernels and forward(): a symbolic dim's variable must not take
+// one (file-scope names may: a kernel's local simply shadows them).
+static const char kernel_locals[] =
+    " i j k m n row last id den max sum inv mean sq dev rstd acc a_mk xr yr a_row b_row o_row"
+    " a_mat b_mat o_mat a b x gamma beta table ids out r ";
+
+static bool is_kernel_local(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return true;
+    for (const char *p = kernel_locals; (p = strstr(p, s)) != NULL; p += n)
+        if (p[-1] == ' ' && p[n] == ' ')
+            return true;
+    // loop variables i0.., concat inputs x0..
+    if ((s[0] == 'i' || s[0] == 'x') && s[1] >= '0' && s[1] <= '9')
+        return strspn(s + 1, "0123456789") == strlen(s + 1);
+    return false;
+}
+
+static bool is_identifier(const char *s)
+{
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+           strlen(s);
+}
+
+static bool taken(const Emit *E, const char *s)
+{
+    for (int i = 0; i < E->n_names; i++)
+        if (strcmp(E->names[i], s) == 0)
+            return true;
+    return cg_c_reserved(s);
+}
+
+static const char *take(Emit *E, const char *s)
+{
+    const char *copy = arena_strdup(&E->cg.tmp, s);
+    VEC_PUSH(E->names, E->n_names, E->cap_names, copy);
+    return copy;
+}
+
+// prefix + raw with every non-identifier character replaced by '_' ("h.0.attn" ->
+// "k_h_0_attn"), then the first of NAME, NAME_2, NAME_3, ... that is free.
+static const char *claim(Emit *E, const char *prefix, const char *raw, bool local)
+{
+    Buf b = {0};
+    bputs(&b, prefix);
+    if (!prefix[0] && !(raw[0] >= 'a' && raw[0] <= 'z') && !(raw[0] >= 'A' && raw[0] <= 'Z'))
+        bputs(&b, "d_");    // an identifier starts with a letter (a leading _ is reserved)
+    for (const char *p = raw; *p; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        bprintf(&b, "%c", ok ? c : '_');
+    }
+    const char *want = cg_fmt(&E->cg, "%s", bstr(&b));
+    bfree(&b);
+    const char *s = want;
+    for (int k = 2; taken(E, s) || (local && is_kernel_local(s)); k++)
+        s = cg_fmt(&E->cg, "%s_%d", want, k);
+    return take(E, s);
+}
+
+static bool computes(const Node *n)
+{
+    return !n->dead && op_info[n->op].cls != OPC_VIEW && n->op != OP_INPUT &&
+           n->op != OP_WEIGHT && n->op != OP_CONST;
+}
+
+static int64_t value_bytes(const Node *n)
+{
+    return type_numel_max(&n->type) * (int64_t)dtype_size(n->type.dtype);
+}
+
+// A spec place for comments: "gpt2.yaml:58" (the file's last path component keeps lines
+// short; the header names the spec in full).
+static const char *place(Cg *cg, SrcLoc loc)
+{
+    if (!loc.file || loc.line <= 0)
+        return "(no spec line)";
+    const char *slash = strrchr(loc.file, '/');
+    return cg_fmt(cg, "%s:%d", slash ? slash + 1 : loc.file, loc.line);
+}
+
+// A path for the header and kiln_model.spec: as given, unless absolute (machine-specific,
+// so not deterministic across checkouts): then its last component.
+static const char *display_path(const char *p)
+{
+    if (!p)
+        return "<none>";
+    const char *slash = strrchr(p, '/');
+    return p[0] == '/' && slash ? slash + 1 : p;
+}
+
+static const char *type_text(Cg *cg, const Type *t)
+{
+    char s[512];
+    return cg_fmt(cg, "%s%s", dtype_name(t->dtype), shape_str(cg->g, t, s, sizeof s));
+}
+
+static const char *kiln_dtype_enum(DType t)
+{
+    switch (t) {
+    case DT_F32: return "KILN_F32";
+    case DT_I32: return "KILN_I32";
+    case DT_I64: return "KILN_I64";
+    }
+    KILN_BUG("kiln_dtype_enum: bad dtype %d", (int)t);
+}
+
+// Plan-memory must have placed every computed value inside the arena, 64-byte aligned.
+static void check_planned(const Graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (!computes(n))
+            continue;
+        if (n->offset < 0 || n->offset % 64 != 0 || n->offset + value_bytes(n) > g->arena_bytes)
+            KILN_BUG("cg_emit_model: '%s' is at offset %lld of an arena of %lld bytes; "
+                     "plan-memory must run before code generation", n->name,
+                     (long long)n->offset, (long long)g->arena_bytes);
+    }
+}
+
+// Name everything in a fixed order, so that earlier (more visible) names win clashes:
+// symbolic dims, their bounds, params (exact names only), kernels, constants, weights,
+// inputs, activations.
+static void name_everything(Emit *E)
+{
+    const Graph *g = E->g;
+    static const char *const fixed[] = {"forward", "model", "model_syms", "model_inputs",
+                                        "model_outputs", "model_weights",
+                                        "model_weight_prefixes", "main", "argc", "argv"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        take(E, fixed[i]);
+    for (int s = 0; s < g->n_syms; s++)
+        E->cg.sym_var[s] = claim(E, "", g->syms[s].name, true);
+    for (int s = 0; s < g->n_syms; s++)
+        E->sym_max[s] = claim(E, "", cg_fmt(&E->cg, "%s_MAX", g->syms[s].name), false);
+    for (int p = 0; p < g->n_params; p++) {
+        const Param *pr = &g->params[p];
+        // Whole numbers that fit an int, under their own name; the header lists all.
+        E->in_enum[p] = is_identifier(pr->name) && !taken(E, pr->name) &&
+                        pr->value >= -2147483648.0 && pr->value <= 2147483647.0 &&
+                        pr->value == (double)(int)pr->value;
+        if (E->in_enum[p])
+            take(E, pr->name);
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (computes(&g->nodes[i]))
+            E->kname[i] = claim(E, "k_", g->nodes[i].name, false);
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!g->nodes[i].dead && g->nodes[i].op == OP_CONST)
+            E->var[i] = claim(E, "c_", g->nodes[i].name, false);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->dead || n->op != OP_WEIGHT)
+            continue;
+        int w = 0;
+        while (w < E->n_weights && strcmp(E->weights[w]->attr.weight.tensor, n->attr.weight.tensor))
+            w++;
+        if (w == E->n_weights) {
+            VEC_PUSH(E->weights, E->n_weights, E->cap_weights, n);
+            E->var[i] = claim(E, "w_", n->name, false);
+        } else {
+            E->var[i] = E->var[E->weights[w]->id];     // a tied weight: one pointer
+        }
+    }
+    for (int k = 0; k < g->n_inputs; k++)
+        E->var[g->inputs[k]] = claim(E, "in_", g->nodes[g->inputs[k]].name, false);
+    for (int i = 0; i < g->n_nodes; i++)
+        if (computes(&g->nodes[i]))
+            E->var[i] = claim(E, "b_", g->nodes[i].name, false);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Header, enums, constants
+ */
+
+// " *   label   item, item, ..." wrapped at 100 columns.
+static void comment_list(Buf *b, const char *label, const char *const *items, int n)
+{
+    bprintf(b, " *   %-8s", label);
+    int col = 13;
+    for (int i = 0; i < n; i++) {
+        int w = (int)strlen(items[i]);
+        if (i > 0 && col + 2 + w > 100) {
+            bprintf(b, ",\n *   %-8s", "");
+            col = 13;
+        } else if (i > 0) {
+            bputs(b, ", ");
+            col += 2;
+        }
+        bcomment_text(b, items[i]);
+        col += w;
+    }
+    bputs(b, "\n");
+}
+
+static void emit_header(Emit *E, Buf *b)
+{
+    const Graph *g = E->g;
+    Cg *cg = &E->cg;
+    bputs(b, "/* ");
+    bcomment_text(b, cg_fmt(cg, "%s.c: generated by kiln %s from %s", g->model_name, KILN_VERSION,
+                            display_path(g->spec_path)));
+    if (E->cg.opt->command) {
+        bputs(b, "; do not edit, regenerate with\n *   ");
+        bcomment_text(b, E->cg.opt->command);
+    } else {
+        bputs(b, "; do not edit");
+    }
+    bputs(b, "\n *\n");
+    const char **items = xmalloc(sizeof *items * (size_t)(g->n_params + g->n_syms +
+                                                         g->n_passes_run + 1));
+    for (int p = 0; p < g->n_params; p++)
+        items[p] = cg_fmt(cg, "%s = %.9g%s", g->params[p].name, g->params[p].value,
+                          g->params[p].overridden ? " (-D)" : "");
+    if (g->n_params)
+        comment_list(b, "params", items, g->n_params);
+    for (int s = 0; s < g->n_syms; s++)
+        items[s] = cg_fmt(cg, "%s <= %lld", g->syms[s].name, (long long)g->syms[s].max);
+    if (g->n_syms)
+        comment_list(b, "dims", items, g->n_syms);
+    for (int p = 0; p < g->n_passes_run; p++)
+        items[p] = g->passes_run[p];
+    if (g->n_passes_run)
+        comment_list(b, "passes", items, g->n_passes_run);
+    free(items);
+    double kib = (double)g->arena_bytes / 1024.0;
+    bprintf(b, " *   %-8s%lld bytes (%.1f %s) in %d buffer%s, sized at the bounds of the dims\n",
+            "arena", (long long)g->arena_bytes, kib >= 1024.0 ? kib / 1024.0 : kib,
+            kib >= 1024.0 ? "MiB" : "KiB", g->n_buffers, g->n_buffers == 1 ? "" : "s");
+    bprintf(b, " *   %-8sscalar C; clang -O3 vectorizes the inner loops\n", "isa");
+    bputs(b, " */\n#include \"kiln_rt.h\"\n\n");
+}
+
+static void emit_enums(Emit *E, Buf *b)
+{
+    const Graph *g = E->g;
+    const char **items = xmalloc(sizeof *items * (size_t)(g->n_params + g->n_syms + 1));
+    int n = 0;
+    for (int p = 0; p < g->n_params; p++)
+        if (E->in_enum[p])
+            items[n++] = cg_fmt(&E->cg, "%s = %d", g->params[p].name, (int)g->params[p].value);
+    if (n)
+        blist(b, "enum { ", items, n, " };");
+    n = 0;
+    for (int s = 0; s < g->n_syms; s++)
+        items[n++] = cg_fmt(&E->cg, "%s = %lld", E->sym_max[s], (long long)g->syms[s].max);
+    if (n)
+        blist(b, "enum { ", items, n, " };   // bounds of the symbolic dims");
+    if (g->n_params || g->n_syms)
+        bputs(b, "\n");
+    free(items);
+}
+
+static void emit_constant(Emit *E, const Node *n, Buf *b)
+{
+    Cg *cg = &E->cg;
+    int64_t numel = type_numel_max(&n->type);
+    bprintf(b, "/* %s: ", E->var[n->id]);
+    bcomment_text(b, cg_fmt(cg, "%%%d %s, %s, %s", n->id, n->name, type_text(cg, &n->type),
+                            place(cg, n->loc)));
+    bputs(b, " */\n");
+    bprintf(b, "static const %s %s[%lld] = {", cg_ctype(n->type.dtype), E->var[n->id],
+            (long long)numel);
+    for (int64_t i = 0; i < numel; i++) {
+        bputs(b, i % 8 == 0 ? "\n    " : " ");
+        switch (n->type.dtype) {
+        case DT_F32: {
+            float v = ((const float *)n->attr.constant.data)[i];
+            if (isnan(v) || isinf(v))
+                bc_float(b, v);
+            else
+                bprintf(b, "%.9g", (double)v);
+            break;
+        }
+        case DT_I32:
+            bprintf(b, "%d", (int)((const int32_t *)n->attr.constant.data)[i]);
+            break;
+        case DT_I64: {
+            int64_t v = ((const int64_t *)n->attr.constant.data)[i];
+            if (v == INT64_MIN)
+                bputs(b, "INT64_MIN");
+            else
+                bprintf(b, "%lld", (long long)v);
+            break;
+        }
+        }
+        if (i + 1 < numel)
+            bputs(b, ",");
+    }
+    bputs(b, "\n};\n\n");
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Kernels
+ */
+
+static const char *attr_text(Cg *cg, const Node *n)
+{
+    Buf b = {0};
+    switch (n->op) {
+    case OP_MATMUL:
+        if (n->attr.matmul.trans_a)
+            bputs(&b, "trans_a");
+        if (n->attr.matmul.trans_b)
+            bprintf(&b, "%strans_b", b.len ? ", " : "");
+        break;
+    case OP_SCALE: bprintf(&b, "x %.9g", n->attr.scale.by); break;
+    case OP_GELU: bputs(&b, n->attr.gelu.tanh ? "tanh approximation" : "erf"); break;
+    case OP_CAST: bprintf(&b, "to %s", dtype_name(n->attr.cast.to)); break;
+    case OP_LAYER_NORM: bprintf(&b, "eps %.9g", n->attr.layer_norm.eps); break;
+    case OP_SOFTMAX: bputs(&b, "last axis"); break;
+    case OP_CAUSAL_MASK: bputs(&b, "j <= i + Sk - Sq"); break;
+    case OP_ARANGE: bprintf(&b, "start %lld", (long long)n->attr.arange.start); break;
+    case OP_CONCAT: bprintf(&b, "axis %d", n->attr.concat.axis); break;
+    case OP_SLICE:
+        bprintf(&b, "axis %d, [%lld, %lld)", n->attr.slice.axis, (long long)n->attr.slice.start,
+                (long long)n->attr.slice.end);
+        break;
+    case OP_TRANSPOSE:
+        bputs(&b, "perm [");
+        for (int k = 0; k < n->type.rank; k++)
+            bprintf(&b, "%s%d", k ? ", " : "", n->attr.transpose.perm[k]);
+        bputs(&b, "]");
+        break;
+    default: break;
+    }
+    const char *s = b.len ? cg_fmt(cg, "  (%s)", bstr(&b)) : "";
+    bfree(&b);
+    return s;
+}
+
+static void kernel_comment(Emit *E, const Kernel *k, Buf *b)
+{
+    Cg *cg = &E->cg;
+    const Graph *g = E->g;
+    const Node *n = k->n;
+    bprintf(b, "/* %s\n *   ", E->kname[n->id]);
+    bcomment_text(b, cg_fmt(cg, "%%%d %s  %s  %s%s", n->id, op_name(n->op), n->name,
+                            place(cg, n->loc), attr_text(cg, n)));
+    bputs(b, "\n");
+    if (n->n_origins > 1) {
+        for (int o = 0; o < n->n_origins; o++) {
+            bprintf(b, " *   %-8s", o == 0 ? "fuses" : "");
+            bcomment_text(b, cg_fmt(cg, "%s  %s  %s", op_name(n->origins[o].op),
+                                    n->origins[o].name, place(cg, n->origins[o].loc)));
+            bputs(b, "\n");
+        }
+    }
+    for (int i = 0; i < n->n_in; i++) {
+        const Node *p = k->in[i];
+        NodeId root = ir_storage_root(g, p->id);
+        const char *head = cg_fmt(cg, " *   %-5s%s = ", i == 0 ? "in" : "", k->arg[i]);
+        const char *what = cg_fmt(cg, "%s  %s", p->name, type_text(cg, &p->type));
+        bputs(b, head);
+        bcomment_text(b, what);
+        if (root != p->id) {
+            const char *view = cg_fmt(cg, "(a view of %s)", g->nodes[root].name);
+            if (strlen(head) + strlen(what) + 2 + strlen(view) <= 100)
+                bputs(b, "  ");
+            else
+                bprintf(b, "\n *%*s", (int)strlen(head) - 2, "");
+            bcomment_text(b, view);
+        }
+        bputs(b, "\n");
+    }
+    bprintf(b, " *   out  %s at arena + 0x%llx (%lld bytes at the bounds)\n */\n",
+            type_text(cg, &n->type), (unsigned long long)n->offset, (long long)value_bytes(n));
+}
+
+static bool emit_kernel(Emit *E, const Node *n, Buf *b)
+{
+    const Graph *g = E->g;
+    Kernel k;
+    memset(&k, 0, sizeof k);
+    k.cg = &E->cg;
+    k.n = n;
+    k.out = "out";
+    k.body.indent = 1;
+    for (int i = 0; i < n->n_in; i++)
+        k.in[i] = &g->nodes[n->in[i]];
+    switch (n->op) {
+    case OP_ADD:
+    case OP_SUB:
+    case OP_DIV:
+    case OP_MUL:
+    case OP_MATMUL:
+        k.arg[0] = "a";
+        k.arg[1] = "b";
+        break;
+    case OP_LAYER_NORM:
+        k.arg[0] = "x";
+        k.arg[1] = "gamma";
+        k.arg[2] = "beta";
+        break;
+    case OP_GATHER:
+        k.arg[0] = "table";
+        k.arg[1] = "ids";
+        break;
+    case OP_CONCAT:
+        for (int i = 0; i < n->n_in; i++)
+            k.arg[i] = cg_fmt(&E->cg, "x%d", i);
+        break;
+    default:
+        if (n->n_in == 1)
+            k.arg[0] = "x";
+        else if (n->n_in)
+            KILN_BUG("emit_kernel: no argument names for %s", op_name(n->op));
+    }
+
+    E->cg.sym_used = &k.syms;
+    bool ok = false;
+    switch (n->op) {
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL:
+    case OP_DIV:
+    case OP_SCALE:
+    case OP_RELU:
+    case OP_TANH:
+    case OP_GELU:
+    case OP_CAST: ok = cg_kernel_elementwise(&k); break;
+    case OP_CAUSAL_MASK: ok = cg_kernel_causal_mask(&k); break;
+    case OP_ARANGE: ok = cg_kernel_arange(&k); break;
+    case OP_SOFTMAX: ok = cg_kernel_softmax(&k); break;
+    case OP_LAYER_NORM: ok = cg_kernel_layer_norm(&k); break;
+    case OP_MATMUL: ok = cg_kernel_matmul(&k); break;
+    case OP_TRANSPOSE: ok = cg_kernel_transpose(&k); break;
+    case OP_SLICE: ok = cg_kernel_slice(&k); break;
+    case OP_CONCAT: ok = cg_kernel_concat(&k); break;
+    case OP_GATHER: ok = cg_kernel_gather(&k); break;
+    default: ok = cg_unsupported(&E->cg, n, "no kernel for %s", op_name(n->op)); break;
+    }
+    E->cg.sym_used = NULL;
+    if (!ok) {
+        bfree(&k.body);
+        return false;
+    }
+    if (k.can_fail)
+        bline(&k.body, "return 0;");
+    E->ksyms[n->id] = k.syms;
+    E->kfail[n->id] = k.can_fail;
+
+    kernel_comment(E, &k, b);
+    const char *params[KILN_MAX_IN + CG_MAX_SYMS + 2];
+    int np = 0;
+    if (k.can_fail)
+        params[np++] = "kiln_run *r";
+    for (int i = 0; i < n->n_in; i++)
+        params[np++] = cg_fmt(&E->cg, "const %s *restrict %s", cg_ctype(k.in[i]->type.dtype),
+                              k.arg[i]);
+    params[np++] = cg_fmt(&E->cg, "%s *restrict %s", cg_ctype(n->type.dtype), k.out);
+    for (int s = 0; s < g->n_syms; s++)
+        if (k.syms & (1u << s))
+            params[np++] = cg_fmt(&E->cg, "int64_t %s", E->cg.sym_var[s]);
+    blist(b, cg_fmt(&E->cg, "static %s %s(", k.can_fail ? "int" : "void", E->kname[n->id]), params,
+          np, ")");
+    bprintf(b, "{\n%s}\n\n", bstr(&k.body));
+    bfree(&k.body);
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * forward()
+ */
+
+// "    code   // comment" if it fits in 100 columns, else the code alone.
+static void decl(Buf *b, const char *code, const char *comment)
+{
+    if (4 + strlen(code) + 6 + strlen(comment) <= 100) {
+        bprintf(b, "    %s   // ", code);
+        bcomment_text(b, comment);
+        bputs(b, "\n");
+    } else {
+        bprintf(b, "    %s\n", code);
+    }
+}
+
+// "h.0" for "h.0.attn.qk": the name up to its last all-digit component (the repeat index);
+// NULL outside repeat blocks.
+static const char *layer_of(Cg *cg, const char *name)
+{
+    const char *end = NULL;
+    for (const char *p = name; *p; p++) {
+        if (p != name && p[-1] != '.')
+            continue;
+        size_t digits = strspn(p, "0123456789");
+        if (digits && p[digits] == '.' && p != name)
+            end = p + digits;
+    }
+    return end ? cg_fmt(cg, "%.*s", (int)(end - name), name) : NULL;
+}
+
+static void emit_forward(Emit *E, Buf *b)
+{
+    const Graph *g = E->g;
+    Cg *cg = &E->cg;
+    uint32_t syms = 0;
+    cg->sym_used = &syms;
+    Buf body = {0};
+    body.indent = 1;
+
+    const char *layer = NULL;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (!computes(n))
+            continue;
+        const char *l = layer_of(cg, n->name);
+        if ((l || layer) && (!l || !layer || strcmp(l, layer) != 0)) {
+            if (body.len)
+                bputs(&body, "\n");
+            if (l)
+                bline(&body, "/* %s */", l);
+        }
+        layer = l;
+        const char *args[KILN_MAX_IN + CG_MAX_SYMS + 2];
+        int na = 0;
+        if (E->kfail[i])
+            args[na++] = "r";
+        for (int k = 0; k < n->n_in; k++) {
+            NodeId root = ir_storage_root(g, n->in[k]);
+            E->used[root] = true;
+            args[na++] = E->var[root];
+        }
+        E->used[i] = true;
+        args[na++] = E->var[i];
+        for (int s = 0; s < g->n_syms; s++)
+            if (E->ksyms[i] & (1u << s)) {
+                args[na++] = cg->sym_var[s];
+                syms |= 1u << s;
+            }
+        if (E->kfail[i])
+            blist(&body, cg_fmt(cg, "if (%s(", E->kname[i]), args, na, "))\n        return 1;");
+        else
+            blist(&body, cg_fmt(cg, "%s(", E->kname[i]), args, na, ");");
+    }
+    bputs(&body, "\n");
+    for (int o = 0; o < g->n_outputs; o++) {
+        const Node *n = &g->nodes[g->outputs[o].node];
+        NodeId root = ir_storage_root(g, n->id);
+        E->used[root] = true;
+        Mono numel = mono_numel(&n->type);
+        const char *count = numel.n ? cg_fmt(cg, "(size_t)(%s)", cg_mono(cg, numel, false))
+                                    : cg_mono(cg, numel, false);
+        bputs(&body, "    /* ");
+        bcomment_text(&body, cg_fmt(cg, "output '%s' %s", g->outputs[o].name,
+                                    type_text(cg, &n->type)));
+        bputs(&body, " */\n");
+        bline(&body, "memcpy(r->outputs[%d], %s, %s * sizeof(%s));", o, E->var[root], count,
+              cg_ctype(n->type.dtype));
+    }
+    bline(&body, "return 0;");
+    cg->sym_used = NULL;
+
+    bputs(b, "/* forward: one run of the model.  Binds the symbolic dims, the weights, the inputs\n"
+             " * and the activations' arena places, calls every kernel in graph order and copies\n"
+             " * the outputs to r->outputs.  Returns 0, or 1 with a message in r->err. */\n");
+    bputs(b, "static int forward(kiln_run *r)\n{\n");
+    for (int s = 0; s < g->n_syms; s++)
+        if (syms & (1u << s))
+            bprintf(b, "    const int64_t %s = r->sym[%d];\n", cg->sym_var[s], s);
+    bool any = false;
+    for (int w = 0; w < E->n_weights; w++) {
+        const Node *n = E->weights[w];
+        if (!E->used[n->id])
+            continue;
+        if (!any)
+            bputs(b, "    /* weights (r->weights follows model_weights) */\n");
+        any = true;
+        decl(b, cg_fmt(cg, "const %s *%s = r->weights[%d];", cg_ctype(n->type.dtype),
+                       E->var[n->id], w), type_text(cg, &n->type));
+    }
+    any = false;
+    for (int k = 0; k < g->n_inputs; k++) {
+        const Node *n = &g->nodes[g->inputs[k]];
+        if (!E->used[n->id])
+            continue;
+        if (!any)
+            bputs(b, "    /* inputs */\n");
+        any = true;
+        decl(b, cg_fmt(cg, "const %s *%s = r->inputs[%d];", cg_ctype(n->type.dtype),
+                       E->var[n->id], k), type_text(cg, &n->type));
+    }
+    any = false;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (!computes(n))
+            continue;
+        if (!any)
+            bputs(b, "    /* activations, at the arena offsets plan-memory chose */\n");
+        any = true;
+        const char *t = cg_ctype(n->type.dtype);
+        decl(b, cg_fmt(cg, "%s *%s = (%s *)(r->arena + 0x%llx);", t, E->var[i], t,
+                       (unsigned long long)n->offset), type_text(cg, &n->type));
+    }
+    bprintf(b, "\n%s}\n\n", bstr(&body));
+    bfree(&body);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The kiln_model
+ */
+
+static void emit_desc(Emit *E, Buf *b, const char *name, const Type *t)
+{
+    Buf dims = {0}, syms = {0};
+    for (int k = 0; k < t->rank; k++) {
+        Dim d = t->dim[k];
+        if (d.sym >= 0)
+            bprintf(&dims, "%s%s", k ? ", " : "", E->sym_max[d.sym]);
+        else
+            bprintf(&dims, "%s%lld", k ? ", " : "", (long long)d.size);
+        bprintf(&syms, "%s%d", k ? ", " : "", d.sym >= 0 ? d.sym : -1);
+    }
+    bputs(b, "    {");
+    bc_string(b, name, false);
+    bprintf(b, ", %s, %d, {%s}, {%s}},\n", kiln_dtype_enum(t->dtype), t->rank,
+            t->rank ? bstr(&dims) : "0", t->rank ? bstr(&syms) : "-1");
+    bfree(&dims);
+    bfree(&syms);
+}
+
+static void emit_model(Emit *E, Buf *b)
+{
+    const Graph *g = E->g;
+    if (g->n_syms) {
+        bputs(b, "static const kiln_sym model_syms[] = {\n");
+        for (int s = 0; s < g->n_syms; s++) {
+            bputs(b, "    {");
+            bc_string(b, g->syms[s].name, false);
+            bprintf(b, ", %s},\n", E->sym_max[s]);
+        }
+        bputs(b, "};\n");
+    }
+    if (g->n_inputs) {
+        bputs(b, "static const kiln_tensor_desc model_inputs[] = {\n");
+        for (int k = 0; k < g->n_inputs; k++) {
+            const Node *n = &g->nodes[g->inputs[k]];
+            emit_desc(E, b, n->name, &n->type);
+        }
+        bputs(b, "};\n");
+    }
+    if (g->n_outputs) {
+        bputs(b, "static const kiln_tensor_desc model_outputs[] = {\n");
+        for (int o = 0; o < g->n_outputs; o++)
+            emit_desc(E, b, g->outputs[o].name, &g->nodes[g->outputs[o].node].type);
+        bputs(b, "};\n");
+    }
+    if (E->n_weights) {
+        bputs(b, "static const kiln_tensor_desc model_weights[] = {\n");
+        for (int w = 0; w < E->n_weights; w++)
+            emit_desc(E, b, E->weights[w]->attr.weight.tensor, &E->weights[w]->type);
+        bputs(b, "};\n");
+    }
+    if (g->n_weight_prefixes) {
+        bputs(b, "static const char *const model_weight_prefixes[] = {");
+        for (int p = 0; p < g->n_weight_prefixes; p++) {
+            bputs(b, p ? ", " : "");
+            bc_string(b, g->weight_prefixes[p], false);
+        }
+        bputs(b, "};\n");
+    }
+    bputs(b, "\nstatic const kiln_model model = {\n    .name = ");
+    bc_string(b, g->model_name, false);
+    bputs(b, ",\n    .spec = ");
+    bc_string(b, display_path(g->spec_path), false);
+    bputs(b, ",\n");
+    bprintf(b, "    .n_syms = %d,\n    .syms = %s,\n", g->n_syms, g->n_syms ? "model_syms" : "NULL");
+    bprintf(b, "    .n_inputs = %d,\n    .inputs = %s,\n", g->n_inputs,
+            g->n_inputs ? "model_inputs" : "NULL");
+    bprintf(b, "    .n_outputs = %d,\n    .outputs = %s,\n", g->n_outputs,
+            g->n_outputs ? "model_outputs" : "NULL");
+    bprintf(b, "    .n_weights = %d,\n    .weights = %s,\n", E->n_weights,
+            E->n_weights ? "model_weights" : "NULL");
+    bprintf(b, "    .n_weight_prefixes = %d,\n    .weight_prefixes = %s,\n", g->n_weight_prefixes,
+            g->n_weight_prefixes ? "model_weight_prefixes" : "NULL");
+    bprintf(b, "    .arena_bytes = %lld,\n    .forward = forward,\n};\n\n",
+            (long long)g->arena_bytes);
+    bputs(b, "#ifndef KILN_NO_MAIN   // defined by programs that #include this file and call\n"
+             "                       // model.forward themselves\n"
+             "int main(int argc, char **argv) { return kiln_main(argc, argv, &model); }\n"
+             "#endif\n");
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The entry point
+ */
+
+bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d)
+{
+    check_planned(g);
+    int errors = diag_count(d);
+    SrcLoc none = {g->spec_path, 0, 0};
+    if (opt->isa && strcmp(opt->isa, "scalar") != 0 && strcmp(opt->isa, "native") != 0) {
+        diag_error(d, none, "--isa=%s: only scalar code (which clang vectorizes) is generated "
+                            "so far", opt->isa);
+        return false;
+    }
+    if (g->n_syms > CG_MAX_SYMS) {
+        diag_error(d, g->syms[CG_MAX_SYMS].loc, "symbolic dim '%s': a model may have at most %d",
+                   g->syms[CG_MAX_SYMS].name, CG_MAX_SYMS);
+        return false;
+    }
+
+    Emit E;
+    memset(&E, 0, sizeof E);
+    E.g = g;
+    E.cg.g = g;
+    E.cg.opt = opt;
+    E.cg.d = d;
+    size_t nn = (size_t)(g->n_nodes ? g->n_nodes : 1);
+    E.cg.sym_var = xcalloc((size_t)g->n_syms + 1, sizeof *E.cg.sym_var);
+    E.sym_max = xcalloc((size_t)g->n_syms + 1, sizeof *E.sym_max);
+    E.kname = xcalloc(nn, sizeof *E.kname);
+    E.var = xcalloc(nn, sizeof *E.var);
+    E.in_enum = xcalloc((size_t)g->n_params + 1, sizeof *E.in_enum);
+    E.used = xcalloc(nn, sizeof *E.used);
+    E.ksyms = xcalloc(nn, sizeof *E.ksyms);
+    E.kfail = xcalloc(nn, sizeof *E.kfail);
+    name_everything(&E);
+
+    Buf kernels = {0}, file = {0};
+    for (int i = 0; i < g->n_nodes; i++)
+        if (computes(&g->nodes[i]))
+            emit_kernel(&E, &g->nodes[i], &kernels);   // reports what it cannot lower
+    bool ok = diag_count(d) == errors;
+    if (ok) {
+        Buf fwd = {0};
+        emit_forward(&E, &fwd);     // marks what forward reads: the constants to emit
+        emit_header(&E, &file);
+        emit_enums(&E, &file);
+        for (int i = 0; i < g->n_nodes; i++)
+            if (!g->nodes[i].dead && g->nodes[i].op == OP_CONST && E.used[i])
+                emit_constant(&E, &g->nodes[i], &file);
+        bputs(&file, bstr(&kernels));
+        bputs(&file, bstr(&fwd));
+        emit_model(&E, &file);
+        bfree(&fwd);
+        ok = fwrite(bstr(&file), 1, file.len, out) == file.len && !ferror(out);
+        if (!ok)
+            diag_error(d, none, "cannot write the generated C file");
+    }
+    bfree(&kernels);
+    bfree(&file);
+    free(E.cg.sym_var);
+    free(E.sym_max);
+    free(E.kname);
+    free(E.var);
+    free(E.in_enum);
+    free(E.used);
+    free(E.ksyms);
+    free(E.kfail);
+    free(E.names);
+    free(E.weights);
+    arena_free(&E.cg.tmp);
+    return ok;
+}

@@ -1,0 +1,118 @@
+/* codegen/kernels_layout.c: kernels that move data without arithmetic: transpose, slice,
+ * concat and gather.  (reshape has no kernel: plan-memory makes it a view of its input.)
+ *
+ * transpose, slice and concat are strided copies written with the loop-nest helper: loops
+ * over the destination's dims, each operand with its own strides and base offset, adjacent
+ * dims merged where both sides are contiguous (a slice along axis 1 of [seq, 768] copies
+ * rows of the slice's width).  gather copies one table row per id and checks every id.
+ */
+#include "cg.h"
+
+#include <string.h>
+
+// A copy nest over the dims of `shape`: operand 0 (written) and 1 (read) with the given
+// strides and bases; writes `dst[i] = src[j];`.
+static void copy_nest(Kernel *k, const Type *shape, const Mono *dst_st, Mono dst_base,
+                      const char *dst, const Mono *src_st, Mono src_base, const char *src)
+{
+    Nest nest;
+    memset(&nest, 0, sizeof nest);
+    nest.n_loops = shape->rank;
+    nest.n_ops = 2;
+    for (int d = 0; d < shape->rank; d++) {
+        nest.size[d] = mono_dim(shape->dim[d]);
+        nest.stride[0][d] = dst_st[d];
+        nest.stride[1][d] = src_st[d];
+    }
+    nest.base[0] = dst_base;
+    nest.base[1] = src_base;
+    cg_nest_simplify(&nest);
+    const char *index[CG_MAX_OPS];
+    cg_nest_open(k, &nest, index, false);
+    cg_assign(k, cg_fmt(k->cg, "%s[%s]", dst, index[0]), cg_fmt(k->cg, "%s[%s]", src, index[1]));
+    cg_nest_close(k, &nest, false);
+}
+
+// out dim d is input dim perm[d]: out[i0, i1, ...] = x[... i_d at axis perm[d] ...].
+bool cg_kernel_transpose(Kernel *k)
+{
+    const Type *t = &k->n->type, *tx = &k->in[0]->type;
+    Mono ost[KILN_MAX_RANK], xst[KILN_MAX_RANK], pst[KILN_MAX_RANK];
+    cg_strides(t, ost);
+    cg_strides(tx, xst);
+    for (int d = 0; d < t->rank; d++)
+        pst[d] = xst[k->n->attr.transpose.perm[d]];
+    copy_nest(k, t, ost, mono_const(0), k->out, pst, mono_const(0), k->arg[0]);
+    return true;
+}
+
+// out = x[..., start:end, ...] along axis: the input's strides, offset by start rows.
+bool cg_kernel_slice(Kernel *k)
+{
+    const Type *t = &k->n->type, *tx = &k->in[0]->type;
+    Mono ost[KILN_MAX_RANK], xst[KILN_MAX_RANK];
+    cg_strides(t, ost);
+    cg_strides(tx, xst);
+    int axis = k->n->attr.slice.axis;
+    Mono base = mono_mul(mono_const(k->n->attr.slice.start), xst[axis]);
+    copy_nest(k, t, ost, mono_const(0), k->out, xst, base, k->arg[0]);
+    return true;
+}
+
+// Each input in turn fills its slab [offset, offset + its size) of the output's axis.
+bool cg_kernel_concat(Kernel *k)
+{
+    const Type *t = &k->n->type;
+    int axis = k->n->attr.concat.axis;
+    Mono ost[KILN_MAX_RANK];
+    cg_strides(t, ost);
+    int64_t offset = 0;
+    for (int i = 0; i < k->n->n_in; i++) {
+        const Type *tx = &k->in[i]->type;
+        Mono xst[KILN_MAX_RANK];
+        cg_strides(tx, xst);
+        int64_t size = tx->dim[axis].size;     // static (shape inference requires it)
+        bline(&k->body, "/* %s: [%lld, %lld) of axis %d */", k->arg[i], (long long)offset,
+              (long long)(offset + size), axis);
+        copy_nest(k, tx, ost, mono_mul(mono_const(offset), ost[axis]), k->out, xst,
+                  mono_const(0), k->arg[i]);
+        offset += size;
+    }
+    return true;
+}
+
+// out[i, ...] = table[ids[i], ...]: one memcpy of a table row per id.  An id outside
+// [0, N) fails the run with the interpreter's message.
+bool cg_kernel_gather(Kernel *k)
+{
+    Cg *cg = k->cg;
+    const Node *n = k->n;
+    const Type *tt = &k->in[0]->type, *ti = &k->in[1]->type;
+    if (ti->dtype != DT_I32 || tt->rank < 1 || tt->dim[0].sym >= 0)
+        return cg_unsupported(cg, n, "gather with %s ids from a table of rank %d",
+                              dtype_name(ti->dtype), tt->rank);
+    k->can_fail = true;
+    long long N = (long long)tt->dim[0].size;
+    Mono row = mono_dims(tt, 1, tt->rank);
+    const char *srow = cg_mono(cg, row, true);
+    Buf msg = {0};
+    bc_string(&msg, cg_fmt(cg, "gather '%s': id ", n->name), true);
+    msg.len--;
+    bprintf(&msg, "%%d at index %%lld is outside [0, %lld)\"", N);
+    bline(&k->body, "for (int64_t i = 0; i < %s; i++) {", cg_mono(cg, mono_numel(ti), false));
+    bline(&k->body, "    const int32_t id = %s[i];", k->arg[1]);
+    bline(&k->body, "    if (id < 0 || id >= %lld)", N);
+    k->body.indent += 2;
+    const char *fail_args[] = {"r", bstr(&msg), "(int)id", "(long long)i"};
+    blist(&k->body, "return kiln_fail(", fail_args, 4, ");");
+    k->body.indent -= 2;
+    if (mono_is(row, 1))
+        bline(&k->body, "    %s[i] = %s[id];", k->out, k->arg[0]);
+    else
+        bline(&k->body, "    memcpy(%s + i * %s, %s + (int64_t)id * %s, %s * sizeof(%s));",
+              k->out, srow, k->arg[0], srow,
+              row.n ? cg_fmt(cg, "(size_t)%s", srow) : srow, cg_ctype(tt->dtype));
+    bline(&k->body, "}");
+    bfree(&msg);
+    return true;
+}

@@ -1,0 +1,95 @@
+/* codegen/kernels_reduce.c: the row-wise kernels, softmax and layer_norm, over the last axis.
+ *
+ * Each row is a contiguous run of C elements: the kernels loop over rows and, inside, make
+ * passes over the row with contiguous inner loops.  Reductions accumulate in float in index
+ * order (clang vectorizes the elementwise passes; the sums stay sequential, as reordering
+ * them would change the rounding).  The interpreter computes the same formulas in double;
+ * the results agree to a few float ulps (tests/unit/test_codegen.c checks 1e-5).
+ */
+#include "cg.h"
+
+// "(float)C" for a row length: a float literal when static.
+static const char *as_float(Cg *cg, Mono m)
+{
+    if (m.n == 0) {
+        Buf b = {0};
+        bc_float(&b, (float)m.c);
+        const char *s = cg_fmt(cg, "%s", bstr(&b));
+        bfree(&b);
+        return s;
+    }
+    return cg_fmt(cg, "(float)%s", cg_mono(cg, m, true));
+}
+
+// Open `for (row ...) {` and the row pointers xr (input) and yr (output); returns C.
+static Mono open_rows(Kernel *k)
+{
+    Cg *cg = k->cg;
+    const Type *t = &k->n->type;
+    Mono C = t->rank ? mono_dim(t->dim[t->rank - 1]) : mono_const(1);
+    Mono rows = t->rank ? mono_dims(t, 0, t->rank - 1) : mono_const(1);
+    bline(&k->body, "for (int64_t row = 0; row < %s; row++) {", cg_mono(cg, rows, false));
+    k->body.indent++;
+    bline(&k->body, "const float *restrict xr = %s + row * %s;", k->arg[0], cg_mono(cg, C, false));
+    bline(&k->body, "float *restrict yr = %s + row * %s;", k->out, cg_mono(cg, C, false));
+    return C;
+}
+
+static void close_rows(Kernel *k)
+{
+    k->body.indent--;
+    bline(&k->body, "} // row");
+}
+
+// softmax: y = exp(x - max) * (1 / sum of exp(x - max)); max ignores NaN (fmaxf), as the
+// interpreter's fmax.  A row of all -inf gives NaN, as in the interpreter and PyTorch.
+bool cg_kernel_softmax(Kernel *k)
+{
+    if (k->n->type.dtype != DT_F32)
+        return cg_unsupported(k->cg, k->n, "softmax on %s", dtype_name(k->n->type.dtype));
+    Mono C = open_rows(k);
+    const char *c = cg_mono(k->cg, C, false);
+    bline(&k->body, "float max = -INFINITY;");
+    bline(&k->body, "for (int64_t j = 0; j < %s; j++)", c);
+    bline(&k->body, "    max = fmaxf(max, xr[j]);");
+    bline(&k->body, "float sum = 0.0f;");
+    bline(&k->body, "for (int64_t j = 0; j < %s; j++) {", c);
+    bline(&k->body, "    yr[j] = expf(xr[j] - max);");
+    bline(&k->body, "    sum += yr[j];");
+    bline(&k->body, "}");
+    bline(&k->body, "const float inv = 1.0f / sum;");
+    bline(&k->body, "for (int64_t j = 0; j < %s; j++)", c);
+    bline(&k->body, "    yr[j] *= inv;");
+    close_rows(k);
+    return true;
+}
+
+// layer_norm: mean, then the biased variance from a second pass over (x - mean) (more
+// accurate than E[x^2] - mean^2), then y = (x - mean) * rstd * gamma + beta.
+bool cg_kernel_layer_norm(Kernel *k)
+{
+    Cg *cg = k->cg;
+    const Node *n = k->n;
+    if (n->type.dtype != DT_F32 || n->type.rank < 1)
+        return cg_unsupported(cg, n, "layer_norm on %s of rank %d", dtype_name(n->type.dtype),
+                              n->type.rank);
+    Mono C = open_rows(k);
+    const char *c = cg_mono(cg, C, false), *cf = as_float(cg, C);
+    Buf eps = {0};
+    bc_float(&eps, (float)n->attr.layer_norm.eps);
+    bline(&k->body, "float sum = 0.0f;");
+    bline(&k->body, "for (int64_t j = 0; j < %s; j++)", c);
+    bline(&k->body, "    sum += xr[j];");
+    bline(&k->body, "const float mean = sum / %s;", cf);
+    bline(&k->body, "float sq = 0.0f;");
+    bline(&k->body, "for (int64_t j = 0; j < %s; j++) {", c);
+    bline(&k->body, "    const float dev = xr[j] - mean;");
+    bline(&k->body, "    sq += dev * dev;");
+    bline(&k->body, "}");
+    bline(&k->body, "const float rstd = 1.0f / sqrtf(sq / %s + %s);", cf, bstr(&eps));
+    bline(&k->body, "for (int64_t j = 0; j < %s; j++)", c);
+    bline(&k->body, "    yr[j] = (xr[j] - mean) * rstd * %s[j] + %s[j];", k->arg[1], k->arg[2]);
+    close_rows(k);
+    bfree(&eps);
+    return true;
+}

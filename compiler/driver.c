@@ -1,0 +1,468 @@
+/* compiler/driver.c: the kiln commands: build, emit, inspect, interp.
+ *
+ * The pipeline reads top to bottom in compile():
+ *   spec_load (YAML -> IR, shapes inferred) -> ir_run_pipeline (passes, verified after each)
+ *   -> cg_emit_model (C text) -> the system C compiler (build only).
+ * Outputs are written to a temporary name beside the target and renamed on success, so a
+ * failed command leaves nothing half-written.
+ */
+#include "driver.h"
+
+#include "cg.h"
+#include "kiln_rt.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* ---------------------------------------------------------------------------------------
+ * Shared steps
+ */
+
+// Load the spec and run the pass pipeline (or only parse, for the interpreter).
+// Returns NULL after errors were reported.
+static Graph *compile(const Options *opt, bool run_passes, FILE *dump, const char *dump_after)
+{
+    Diag d;
+    diag_init(&d);
+    Graph *g = spec_load(opt->spec_path, opt->defs, opt->n_defs, &d);
+    if (!g || diag_count(&d)) {
+        graph_free(g);
+        return NULL;
+    }
+    if (!run_passes) {
+        ir_verify(g, NULL);
+        return g;
+    }
+    PipelineOptions po = {
+        .disabled = opt->disabled,
+        .n_disabled = opt->n_disabled,
+        .dump_after = dump_after,
+        .dump = dump,
+        .time_passes = opt->time_passes,
+    };
+    if (!ir_run_pipeline(g, &po, &d)) {
+        graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+// Check every --disable-pass name against the pipeline.
+static bool check_pass_names(const Options *opt)
+{
+    bool ok = true;
+    for (int i = 0; i < opt->n_disabled; i++) {
+        const char *name = opt->disabled[i];
+        int found = -1;
+        for (int k = 0; k < ir_n_passes; k++)
+            if (strcmp(ir_passes[k].name, name) == 0)
+                found = k;
+        if (found < 0) {
+            fprintf(stderr, "kiln: error: --disable-pass: no pass named '%s' (passes:", name);
+            for (int k = 0; k < ir_n_passes; k++)
+                fprintf(stderr, " %s", ir_passes[k].name);
+            fprintf(stderr, ")\n");
+            ok = false;
+        } else if (ir_passes[found].required) {
+            fprintf(stderr, "kiln: error: --disable-pass: pass '%s' is required\n", name);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+// A temporary path beside `path`: "<dir>/.<base>.tmp.XXXXXX", created. Returns fd or -1.
+static int make_temp_beside(const char *path, char *tmp, size_t n)
+{
+    char copy1[PATH_MAX], copy2[PATH_MAX];
+    snprintf(copy1, sizeof copy1, "%s", path);
+    snprintf(copy2, sizeof copy2, "%s", path);
+    snprintf(tmp, n, "%s/.%s.tmp.XXXXXX", dirname(copy1), basename(copy2));
+    return mkstemp(tmp);
+}
+
+// Write the generated C for g to `path` atomically ("-" = stdout).
+static bool write_c(const Graph *g, const Options *opt, const char *path)
+{
+    CgOptions co = {.command = opt->command_line, .isa = "native"};
+    Diag d;
+    diag_init(&d);
+    if (strcmp(path, "-") == 0)
+        return cg_emit_model(g, &co, stdout, &d) && fflush(stdout) == 0;
+    char tmp[PATH_MAX];
+    int fd = make_temp_beside(path, tmp, sizeof tmp);
+    if (fd < 0) {
+        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", path, strerror(errno));
+        return false;
+    }
+    FILE *f = fdopen(fd, "w");
+    bool ok = f && cg_emit_model(g, &co, f, &d);
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (ok && rename(tmp, path) != 0) {
+        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", path, strerror(errno));
+        ok = false;
+    }
+    if (!ok)
+        unlink(tmp);
+    return ok;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * build: spec -> C -> native binary
+ */
+
+// Find the runtime (header folder and static library) next to the kiln executable:
+// the build tree (build/kiln, build/include/kiln, build/lib/kiln) or an installed prefix
+// (bin/kiln, include/kiln, lib/kiln).  KILN_RUNTIME_DIR overrides with a folder holding both.
+static bool find_runtime(char *inc, char *lib, size_t n)
+{
+    const char *env = getenv("KILN_RUNTIME_DIR");
+    struct stat st;
+    if (env && *env) {
+        snprintf(inc, n, "%s", env);
+        snprintf(lib, n, "%s/libkiln_rt.a", env);
+        return stat(lib, &st) == 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0)
+        return false;
+    exe[len] = 0;
+    char *dir = dirname(exe);
+    const char *prefixes[] = {"", "/.."};
+    for (int i = 0; i < 2; i++) {
+        char h[PATH_MAX + 64];
+        snprintf(h, sizeof h, "%s%s/include/kiln/kiln_rt.h", dir, prefixes[i]);
+        snprintf(lib, n, "%s%s/lib/kiln/libkiln_rt.a", dir, prefixes[i]);
+        if (stat(h, &st) == 0 && stat(lib, &st) == 0) {
+            snprintf(inc, n, "%s%s/include/kiln", dir, prefixes[i]);
+            return true;
+        }
+    }
+    return false;
+}
+
+// Run argv, wait, return its exit status (or -1 if it could not start).
+static int run_command(char **argv, bool verbose)
+{
+    if (verbose) {
+        for (int i = 0; argv[i]; i++)
+            fprintf(stderr, "%s%s", i ? " " : "", argv[i]);
+        fputc('\n', stderr);
+    }
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+    if (rc != 0) {
+        fprintf(stderr, "kiln: error: cannot run '%s': %s\n", argv[0], strerror(rc));
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+int kiln_cmd_build(const Options *opt)
+{
+    if (!check_pass_names(opt))
+        return 2;
+    char inc[PATH_MAX], lib[PATH_MAX];
+    if (!find_runtime(inc, lib, sizeof inc)) {
+        fprintf(stderr, "kiln: error: cannot find the kiln runtime (kiln_rt.h and libkiln_rt.a) "
+                        "next to the kiln executable; set KILN_RUNTIME_DIR\n");
+        return 1;
+    }
+    Graph *g = compile(opt, true, NULL, NULL);
+    if (!g)
+        return 1;
+    const char *out = opt->out_path ? opt->out_path : g->model_name;
+
+    // The C file goes beside the output (removed afterwards unless --emit-c names a place).
+    char c_tmp[PATH_MAX + 8], bin_tmp[PATH_MAX];
+    int fd = make_temp_beside(out, bin_tmp, sizeof bin_tmp);
+    if (fd < 0) {
+        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", out, strerror(errno));
+        graph_free(g);
+        return 1;
+    }
+    close(fd);
+    snprintf(c_tmp, sizeof c_tmp, "%s.c", bin_tmp);
+    int status = 1;
+    if (write_c(g, opt, c_tmp)) {
+        char inc_flag[PATH_MAX + 4];
+        snprintf(inc_flag, sizeof inc_flag, "-I%s", inc);
+        char *argv[64];
+        int n = 0;
+        argv[n++] = (char *)(opt->cc ? opt->cc : "clang");
+        argv[n++] = "-std=gnu11";
+        argv[n++] = "-O3";
+        argv[n++] = "-march=native";
+        argv[n++] = "-fno-math-errno";
+        argv[n++] = inc_flag;
+        // --cflags / KILN_CFLAGS: extra words for the compiler (space-separated)
+        char *extra = xstrdup(opt->cflags ? opt->cflags : (getenv("KILN_CFLAGS") ? getenv("KILN_CFLAGS") : ""));
+        for (char *w = strtok(extra, " \t"); w && n < 50; w = strtok(NULL, " \t"))
+            argv[n++] = w;
+        argv[n++] = c_tmp;
+        argv[n++] = lib;
+        argv[n++] = "-lcjson";
+        argv[n++] = "-lm";
+        argv[n++] = "-o";
+        argv[n++] = bin_tmp;
+        argv[n] = NULL;
+        int rc = run_command(argv, opt->verbose);
+        free(extra);
+        if (rc != 0) {
+            fprintf(stderr, "kiln: error: the C compiler failed (exit %d) on the generated code; "
+                            "this is a bug in kiln (keep the C with --emit-c FILE to inspect)\n", rc);
+        } else if (rename(bin_tmp, out) != 0) {
+            fprintf(stderr, "kiln: error: cannot write '%s': %s\n", out, strerror(errno));
+        } else {
+            status = 0;
+            fprintf(stderr, "kiln: built %s from %s (arena %.1f KiB in %d buffers)\n", out,
+                    opt->spec_path, (double)g->arena_bytes / 1024.0, g->n_buffers);
+        }
+    }
+    if (status == 0 && opt->emit_c && rename(c_tmp, opt->emit_c) != 0) {
+        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", opt->emit_c, strerror(errno));
+        status = 1;
+    }
+    unlink(c_tmp);
+    unlink(bin_tmp);
+    graph_free(g);
+    return status;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * emit and inspect
+ */
+
+int kiln_cmd_emit(const Options *opt)
+{
+    if (!check_pass_names(opt))
+        return 2;
+    Graph *g = compile(opt, true, NULL, NULL);
+    if (!g)
+        return 1;
+    char def[PATH_MAX];
+    snprintf(def, sizeof def, "%s.c", g->model_name);
+    bool ok = write_c(g, opt, opt->out_path ? opt->out_path : def);
+    graph_free(g);
+    return ok ? 0 : 1;
+}
+
+int kiln_cmd_inspect(const Options *opt)
+{
+    if (!check_pass_names(opt))
+        return 2;
+    const char *after = opt->after ? opt->after : "all";
+    if (strcmp(after, "all") != 0 && strcmp(after, "parse") != 0 && !pipeline_has_pass(after)) {
+        fprintf(stderr, "kiln: error: --after: no pass named '%s' (use parse, all, or one of:",
+                after);
+        for (int k = 0; k < ir_n_passes; k++)
+            fprintf(stderr, " %s", ir_passes[k].name);
+        fprintf(stderr, ")\n");
+        return 2;
+    }
+    Graph *g = compile(opt, true, stdout, after);
+    if (!g)
+        return 1;
+    graph_free(g);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * interp: run the unoptimized graph with the reference interpreter
+ */
+
+typedef struct {
+    kiln_safetensors st;
+    const Graph *g;
+    const char *path;
+    bool failed;
+} WeightCtx;
+
+static const void *lookup_weight(void *ctx, const char *tensor, const Type *type)
+{
+    WeightCtx *w = ctx;
+    const kiln_st_tensor *t = kiln_st_find(&w->st, tensor);
+    for (int i = 0; !t && i < w->g->n_weight_prefixes; i++) {
+        char name[1024];
+        snprintf(name, sizeof name, "%s%s", w->g->weight_prefixes[i], tensor);
+        t = kiln_st_find(&w->st, name);
+    }
+    if (!t) {
+        fprintf(stderr, "kiln: error: weight '%s' is not in %s\n", tensor, w->path);
+        return NULL;
+    }
+    bool ok = t->dtype_str && strcmp(t->dtype_str, "F32") == 0 && t->rank == type->rank;
+    for (int k = 0; ok && k < type->rank; k++)
+        ok = t->dims[k] == type->dim[k].size;
+    if (!ok) {
+        char want[256];
+        fprintf(stderr, "kiln: error: weight '%s': the file has %s of rank %d, the spec wants f32%s\n",
+                tensor, t->dtype_str ? t->dtype_str : "?", t->rank,
+                shape_str(w->g, type, want, sizeof want));
+        return NULL;
+    }
+    if (((uintptr_t)t->data & 3) != 0) {
+        fprintf(stderr, "kiln: error: weight '%s' is not 4-byte aligned in %s\n", tensor, w->path);
+        return NULL;
+    }
+    return t->data;
+}
+
+// Split "name=path"; returns false on a malformed argument.
+static bool split_assign(const char *arg, char *name, size_t n, const char **path)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1] || (size_t)(eq - arg) >= n)
+        return false;
+    memcpy(name, arg, (size_t)(eq - arg));
+    name[eq - arg] = 0;
+    *path = eq + 1;
+    return true;
+}
+
+int kiln_cmd_interp(const Options *opt)
+{
+    if (!opt->weights) {
+        fprintf(stderr, "kiln: error: interp needs --weights FILE\n");
+        return 2;
+    }
+    Graph *g = compile(opt, false, NULL, NULL);
+    if (!g)
+        return 1;
+    int status = 1;
+    char err[1024];
+    WeightCtx wc = {.g = g, .path = opt->weights};
+    Tensor *ins = xcalloc((size_t)g->n_inputs + 1, sizeof *ins);
+    Tensor *outs = xcalloc((size_t)g->n_outputs + 1, sizeof *outs);
+    bool st_open = false;
+    if (kiln_st_open(&wc.st, opt->weights, err, sizeof err) != 0) {
+        fprintf(stderr, "kiln: error: %s\n", err);
+        goto done;
+    }
+    st_open = true;
+    // Inputs: every declared one exactly once.
+    for (int i = 0; i < opt->n_io_inputs; i++) {
+        char name[256];
+        const char *path;
+        if (!split_assign(opt->io_inputs[i], name, sizeof name, &path)) {
+            fprintf(stderr, "kiln: error: --input wants NAME=FILE.npy, found '%s'\n", opt->io_inputs[i]);
+            goto done;
+        }
+        int k = -1;
+        for (int j = 0; j < g->n_inputs; j++)
+            if (strcmp(g->nodes[g->inputs[j]].name, name) == 0)
+                k = j;
+        if (k < 0) {
+            fprintf(stderr, "kiln: error: the model has no input '%s'\n", name);
+            goto done;
+        }
+        if (ins[k].data) {
+            fprintf(stderr, "kiln: error: input '%s' given twice\n", name);
+            goto done;
+        }
+        kiln_npy a;
+        if (kiln_npy_read(path, &a, err, sizeof err) != 0) {
+            fprintf(stderr, "kiln: error: %s\n", err);
+            goto done;
+        }
+        const Type *want = &g->nodes[g->inputs[k]].type;
+        ins[k].rank = a.rank;
+        memcpy(ins[k].dim, a.dims, sizeof ins[k].dim);
+        ins[k].data = a.data;
+        ins[k].dtype = a.dtype == KILN_F32 ? DT_F32 : a.dtype == KILN_I32 ? DT_I32 : DT_I64;
+        if (want->dtype == DT_I32 && a.dtype == KILN_I64) {   // narrow, checked
+            int64_t numel = tensor_numel(&ins[k]);
+            const int64_t *src = a.data;
+            int32_t *dst = xmalloc((size_t)(numel ? numel : 1) * sizeof *dst);
+            for (int64_t e = 0; e < numel; e++) {
+                if (src[e] < INT32_MIN || src[e] > INT32_MAX) {
+                    fprintf(stderr, "kiln: error: input '%s': value %lld at index %lld does not fit "
+                                    "int32\n", name, (long long)src[e], (long long)e);
+                    free(dst);
+                    goto done;
+                }
+                dst[e] = (int32_t)src[e];
+            }
+            free(a.data);
+            ins[k].data = dst;
+            ins[k].dtype = DT_I32;
+        }
+        if (ins[k].dtype != want->dtype) {
+            fprintf(stderr, "kiln: error: input '%s' is %s in %s, the spec wants %s\n", name,
+                    dtype_name(ins[k].dtype), path, dtype_name(want->dtype));
+            goto done;
+        }
+    }
+    for (int j = 0; j < g->n_inputs; j++)
+        if (!ins[j].data) {
+            fprintf(stderr, "kiln: error: missing --input %s=FILE.npy\n", g->nodes[g->inputs[j]].name);
+            goto done;
+        }
+    for (int i = 0; i < opt->n_io_outputs; i++) {
+        char name[256];
+        const char *path;
+        bool known = false;
+        if (split_assign(opt->io_outputs[i], name, sizeof name, &path))
+            for (int j = 0; j < g->n_outputs; j++)
+                known |= strcmp(g->outputs[j].name, name) == 0;
+        if (!known) {
+            fprintf(stderr, "kiln: error: --output '%s' names no model output\n", opt->io_outputs[i]);
+            goto done;
+        }
+    }
+    InterpEnv env = {.inputs = ins, .weight = lookup_weight, .weight_ctx = &wc};
+    if (!ir_interpret(g, &env, outs, stderr))
+        goto done;
+    status = 0;
+    for (int i = 0; i < opt->n_io_outputs && status == 0; i++) {
+        char name[256];
+        const char *path;
+        split_assign(opt->io_outputs[i], name, sizeof name, &path);
+        for (int j = 0; j < g->n_outputs; j++) {
+            if (strcmp(g->outputs[j].name, name) != 0)
+                continue;
+            const Tensor *t = &outs[j];
+            kiln_dtype dt = t->dtype == DT_F32 ? KILN_F32 : t->dtype == DT_I32 ? KILN_I32 : KILN_I64;
+            if (kiln_npy_write(path, dt, t->rank, t->dim, t->data, err, sizeof err) != 0) {
+                fprintf(stderr, "kiln: error: %s\n", err);
+                status = 1;
+            }
+        }
+    }
+    if (opt->n_io_outputs == 0)
+        for (int j = 0; j < g->n_outputs; j++) {
+            const Tensor *t = &outs[j];
+            printf("%s: %s [", g->outputs[j].name, dtype_name(t->dtype));
+            for (int k = 0; k < t->rank; k++)
+                printf("%s%lld", k ? ", " : "", (long long)t->dim[k]);
+            printf("]\n");
+        }
+done:
+    for (int j = 0; j < g->n_inputs; j++)
+        free(ins[j].data);
+    for (int j = 0; j < g->n_outputs; j++)
+        free(outs[j].data);
+    free(ins);
+    free(outs);
+    if (st_open)
+        kiln_st_close(&wc.st);
+    graph_free(g);
+    return status;
+}

@@ -1,0 +1,110 @@
+/* ir/print.c: the text form of the IR, as `kiln inspect` shows it and tests compare it.
+ *
+ *   graph gpt2 from models/gpt2.yaml
+ *     sym seq <= 64
+ *     %0 = input input_ids : i32[batch, seq]                         @gpt2.yaml:31
+ *     %7 = matmul %5, %6 {trans_b} : f32[batch, 4, seq, seq]  h.0.attn.qk  @gpt2.yaml:58
+ *     output logits = %90
+ *
+ * Deterministic: the same graph prints the same bytes.
+ */
+#include "ir.h"
+
+#include <string.h>
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+// Attributes in braces, or nothing.
+static void print_attrs(const Graph *g, const Node *n, FILE *out)
+{
+    char buf[512] = "";
+    size_t len = 0;
+#define ADD(...) len += (size_t)snprintf(buf + len, len < sizeof buf ? sizeof buf - len : 0, __VA_ARGS__)
+    switch (n->op) {
+    case OP_WEIGHT: ADD("tensor \"%s\"", n->attr.weight.tensor); break;
+    case OP_INPUT: ADD("index %d", n->attr.input.index); break;
+    case OP_ARANGE: ADD("start %lld", (long long)n->attr.arange.start); break;
+    case OP_CONST: {
+        int64_t numel = type_numel_max(&n->type);
+        if (numel == 1) {
+            if (n->type.dtype == DT_F32)
+                ADD("value %.9g", (double)*(const float *)n->attr.constant.data);
+            else if (n->type.dtype == DT_I32)
+                ADD("value %d", *(const int32_t *)n->attr.constant.data);
+            else
+                ADD("value %lld", (long long)*(const int64_t *)n->attr.constant.data);
+        } else {
+            ADD("%lld values", (long long)numel);
+        }
+        break;
+    }
+    case OP_MATMUL:
+        if (n->attr.matmul.trans_a)
+            ADD("trans_a");
+        if (n->attr.matmul.trans_b)
+            ADD("%strans_b", len ? ", " : "");
+        break;
+    case OP_SCALE: ADD("by %.9g", n->attr.scale.by); break;
+    case OP_GELU: ADD("%s", n->attr.gelu.tanh ? "tanh" : "erf"); break;
+    case OP_LAYER_NORM: ADD("eps %.9g", n->attr.layer_norm.eps); break;
+    case OP_CAST: ADD("to %s", dtype_name(n->attr.cast.to)); break;
+    case OP_TRANSPOSE:
+        ADD("perm [");
+        for (int k = 0; k < n->type.rank; k++)
+            ADD("%s%d", k ? ", " : "", n->attr.transpose.perm[k]);
+        ADD("]");
+        break;
+    case OP_SLICE:
+        ADD("axis %d, [%lld, %lld)", n->attr.slice.axis, (long long)n->attr.slice.start,
+            (long long)n->attr.slice.end);
+        break;
+    case OP_CONCAT: ADD("axis %d", n->attr.concat.axis); break;
+    default: break;
+    }
+#undef ADD
+    (void)g;
+    if (buf[0])
+        fprintf(out, " {%s}", buf);
+}
+
+void ir_print(const Graph *g, FILE *out)
+{
+    fprintf(out, "graph %s from %s\n", g->model_name, g->spec_path);
+    for (int i = 0; i < g->n_params; i++)
+        fprintf(out, "  param %s = %.9g%s\n", g->params[i].name, g->params[i].value,
+                g->params[i].overridden ? "  (-D)" : "");
+    for (int i = 0; i < g->n_syms; i++)
+        fprintf(out, "  sym %s <= %lld\n", g->syms[i].name, (long long)g->syms[i].max);
+    for (int i = 0; i < g->n_weight_prefixes; i++)
+        fprintf(out, "  weight-prefix \"%s\"\n", g->weight_prefixes[i]);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->dead)
+            continue;
+        char line[1024], shape[256];
+        int len = snprintf(line, sizeof line, "  %%%d = %s", n->id, op_name(n->op));
+        for (int k = 0; k < n->n_in && len < (int)sizeof line; k++)
+            len += snprintf(line + len, sizeof line - (size_t)len, "%s %%%d", k ? "," : "", n->in[k]);
+        fputs(line, out);
+        print_attrs(g, n, out);
+        fprintf(out, " : %s%s  %s", dtype_name(n->type.dtype),
+                shape_str(g, &n->type, shape, sizeof shape), n->name);
+        if (n->loc.line > 0)
+            fprintf(out, "  @%s:%d", base_name(n->loc.file ? n->loc.file : g->spec_path), n->loc.line);
+        if (n->offset >= 0)
+            fprintf(out, "  arena+0x%llx", (unsigned long long)n->offset);
+        fputc('\n', out);
+        for (int k = 0; k < n->n_origins && n->n_origins > 1; k++)
+            fprintf(out, "        fuses %s %s @%s:%d\n", op_name(n->origins[k].op),
+                    n->origins[k].name, base_name(n->origins[k].loc.file ? n->origins[k].loc.file : "?"),
+                    n->origins[k].loc.line);
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        fprintf(out, "  output %s = %%%d\n", g->outputs[i].name, g->outputs[i].node);
+    if (g->arena_bytes > 0)
+        fprintf(out, "  arena %lld bytes in %d buffers\n", (long long)g->arena_bytes, g->n_buffers);
+}

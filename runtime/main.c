@@ -1,0 +1,661 @@
+/* main.c: kiln_main, the main() of every model binary.
+ *
+ * The generated file ends in `int main(int argc, char **argv) { return kiln_main(argc, argv,
+ * &model); }`; everything between the command line and forward() happens here, in order,
+ * stopping at the first error:
+ *
+ *   1. parse the command line                      (usage errors exit 2)
+ *   2. open the weights and bind them to the model (safetensors.c)
+ *   3. read every input, check dtype and shape, bind the symbolic dims from the shapes
+ *   4. allocate the outputs at the bound shapes and the arena at its planned size
+ *   5. run forward() once or --repeat N times
+ *   6. write the requested outputs all-or-nothing, or print a summary of each
+ *
+ * Errors print `MODEL: error: ...` on stderr and return 1 (2 for usage errors); nothing here
+ * calls exit(), so tests drive kiln_main in-process.  docs/runtime.md describes the command
+ * line and every check for users.
+ */
+#include "kiln_rt.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+#define MAX_SYMS ((int)(sizeof ((kiln_run *)0)->sym / sizeof(int64_t)))
+#define MAX_REPEAT 1000000L
+
+/* ---------------------------------------------------------------------------------------
+ * Messages
+ */
+
+static const char *model_name(const kiln_model *m) {
+    return m->name ? m->name : "model";
+}
+
+// Print `MODEL: error: ...` on stderr and return status.
+static int error(const kiln_model *m, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int error(const kiln_model *m, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: error: ", model_name(m));
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return status;
+}
+
+// Append to the string being built in buf[0..size); *pos tracks its length.
+static void appendf(char *buf, size_t size, size_t *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void appendf(char *buf, size_t size, size_t *pos, const char *fmt, ...) {
+    if (*pos + 1 >= size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *pos, size - *pos, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *pos = *pos + (size_t)n < size ? *pos + (size_t)n : size - 1;
+}
+
+// "[2, 3]"
+static const char *fmt_dims(char *buf, size_t size, int rank, const int64_t *dims) {
+    size_t pos = 0;
+    buf[0] = '\0';
+    appendf(buf, size, &pos, "[");
+    for (int k = 0; k < rank; k++)
+        appendf(buf, size, &pos, "%s%lld", k ? ", " : "", (long long)dims[k]);
+    appendf(buf, size, &pos, "]");
+    return buf;
+}
+
+// A declared shape with its symbolic dims by name: "[batch, 64]".
+static const char *fmt_desc(char *buf, size_t size, const kiln_model *m,
+                            const kiln_tensor_desc *d) {
+    size_t pos = 0;
+    buf[0] = '\0';
+    appendf(buf, size, &pos, "[");
+    for (int k = 0; k < d->rank; k++) {
+        if (d->sym[k] >= 0)
+            appendf(buf, size, &pos, "%s%s", k ? ", " : "", m->syms[d->sym[k]].name);
+        else
+            appendf(buf, size, &pos, "%s%lld", k ? ", " : "", (long long)d->dims[k]);
+    }
+    appendf(buf, size, &pos, "]");
+    return buf;
+}
+
+// The bounds of a shape's symbolic dims, each once: "(batch <= 4, seq <= 1024)", or "".
+static const char *fmt_bounds(char *buf, size_t size, const kiln_model *m,
+                              const kiln_tensor_desc *d) {
+    size_t pos = 0;
+    int n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < d->rank; k++) {
+        int s = d->sym[k];
+        bool seen = false;
+        for (int j = 0; j < k; j++)
+            seen |= d->sym[j] == s;
+        if (s < 0 || seen)
+            continue;
+        appendf(buf, size, &pos, "%s%s <= %lld", n++ ? ", " : "(", m->syms[s].name,
+                (long long)m->syms[s].max);
+    }
+    if (n)
+        appendf(buf, size, &pos, ")");
+    return buf;
+}
+
+// "a, b, c": the names of descs, for "unknown input" messages.
+static const char *fmt_names(char *buf, size_t size, int n, const kiln_tensor_desc *d) {
+    size_t pos = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++)
+        appendf(buf, size, &pos, "%s%s", i ? ", " : "", d[i].name);
+    if (n == 0)
+        appendf(buf, size, &pos, "(none)");
+    return buf;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The model description
+ */
+
+// Check the description the generated file provides, so a kiln bug shows up as a message
+// rather than a crash: counts, ranks, symbol indices, and every symbolic dim of an output
+// appearing in some input (else nothing could bind it).
+// Format a model-description problem into msg and return -1.
+static int bad_model(char *msg, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int bad_model(char *msg, size_t size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, size, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int check_desc(const kiln_model *m, const char *what, const kiln_tensor_desc *d,
+                      char *msg, size_t size) {
+    if (!d->name || d->rank < 0 || d->rank > KILN_RT_MAX_RANK || kiln_dtype_size(d->dtype) == 0)
+        return bad_model(msg, size, "%s '%s': bad name, rank %d or dtype %d", what,
+                        d->name ? d->name : "(null)", d->rank, (int)d->dtype);
+    for (int k = 0; k < d->rank; k++)
+        if (d->sym[k] < -1 || d->sym[k] >= m->n_syms || (d->sym[k] < 0 && d->dims[k] < 0))
+            return bad_model(msg, size, "%s '%s': dim %d has sym %d (model has %d) and size "
+                            "%lld", what, d->name, k, d->sym[k], m->n_syms,
+                            (long long)d->dims[k]);
+    return 0;
+}
+
+static int check_model(const kiln_model *m, char *msg, size_t size) {
+    if (m->n_syms < 0 || m->n_syms > MAX_SYMS || (m->n_syms && !m->syms))
+        return bad_model(msg, size, "%d symbolic dims (the runtime allows %d)", m->n_syms,
+                        MAX_SYMS);
+    for (int s = 0; s < m->n_syms; s++)
+        if (!m->syms[s].name || m->syms[s].max < 1)
+            return bad_model(msg, size, "symbolic dim %d has no name or a bound below 1", s);
+    if (m->n_inputs < 0 || m->n_outputs < 0 || m->n_weights < 0 || m->n_weight_prefixes < 0 ||
+        (m->n_inputs && !m->inputs) || (m->n_outputs && !m->outputs) ||
+        (m->n_weights && !m->weights) || (m->n_weight_prefixes && !m->weight_prefixes) ||
+        !m->forward)
+        return bad_model(msg, size, "bad counts or missing arrays");
+    for (int i = 0; i < m->n_inputs; i++)
+        if (check_desc(m, "input", &m->inputs[i], msg, size))
+            return -1;
+    for (int i = 0; i < m->n_weights; i++)
+        if (check_desc(m, "weight", &m->weights[i], msg, size))
+            return -1;
+    for (int i = 0; i < m->n_outputs; i++) {
+        const kiln_tensor_desc *d = &m->outputs[i];
+        if (check_desc(m, "output", d, msg, size))
+            return -1;
+        for (int k = 0; k < d->rank; k++) {
+            bool bound = d->sym[k] < 0;
+            for (int j = 0; !bound && j < m->n_inputs; j++)
+                for (int kk = 0; kk < m->inputs[j].rank; kk++)
+                    bound |= m->inputs[j].sym[kk] == d->sym[k];
+            if (!bound)
+                return bad_model(msg, size, "output '%s': dim '%s' appears in no input, so "
+                                "nothing binds it", d->name, m->syms[d->sym[k]].name);
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Command line
+ */
+
+typedef struct {
+    const char *weights;        // --weights path
+    const char **in_path;       // [n_inputs] --input paths, NULL if not given
+    const char **out_path;      // [n_outputs] --output paths, NULL if not requested
+    bool any_output;
+    long repeat;                // --repeat N, 1 by default
+    bool repeat_given;
+    bool help;
+} Args;
+
+static void print_usage(FILE *f, const char *prog) {
+    fprintf(f, "usage: %s --weights W.safetensors --input NAME=FILE.npy ... "
+               "[--output NAME=FILE.npy ...] [--repeat N] [--help]\n", prog);
+}
+
+// Print the usage and the model's interface (--help).
+static void print_help(const kiln_model *m, const char *prog) {
+    char a[256], b[256];
+    int w = 0;
+    for (int i = 0; i < m->n_inputs; i++)
+        w = (int)strlen(m->inputs[i].name) > w ? (int)strlen(m->inputs[i].name) : w;
+    for (int i = 0; i < m->n_outputs; i++)
+        w = (int)strlen(m->outputs[i].name) > w ? (int)strlen(m->outputs[i].name) : w;
+
+    print_usage(stdout, prog);
+    printf("\nRuns the model '%s'", model_name(m));
+    if (m->spec)
+        printf(" (compiled by kiln from %s)", m->spec);
+    printf(" on .npy inputs.\n\n"
+           "  --weights FILE      safetensors file with the model's weights\n"
+           "  --input NAME=FILE   an input as a .npy file; every input is required once\n"
+           "  --output NAME=FILE  write an output as .npy (all are written, or none);\n"
+           "                      without --output, each output's shape and min/max/mean\n"
+           "                      are printed\n"
+           "  --repeat N          run forward N times and print the min and median time\n"
+           "  --help              print this help\n"
+           "\ninputs:\n");
+    for (int i = 0; i < m->n_inputs; i++) {
+        const kiln_tensor_desc *d = &m->inputs[i];
+        printf("  %-*s  %s %s", w, d->name, kiln_dtype_name(d->dtype),
+               fmt_desc(a, sizeof a, m, d));
+        fmt_bounds(b, sizeof b, m, d);
+        printf("%s%s\n", b[0] ? "  " : "", b);
+    }
+    printf("outputs:\n");
+    for (int i = 0; i < m->n_outputs; i++) {
+        const kiln_tensor_desc *d = &m->outputs[i];
+        printf("  %-*s  %s %s\n", w, d->name, kiln_dtype_name(d->dtype),
+               fmt_desc(a, sizeof a, m, d));
+    }
+    printf("weights: %d tensors", m->n_weights);
+    for (int p = 0; p < m->n_weight_prefixes; p++)
+        printf("%s'%s'", p ? ", " : " (also tried with the prefixes ",
+               m->weight_prefixes[p]);
+    printf("%s\n", m->n_weight_prefixes ? ")" : "");
+    printf("arena: %.1f MiB (%zu bytes)\n", (double)m->arena_bytes / (1024.0 * 1024.0),
+           m->arena_bytes);
+}
+
+// Handle `--input NAME=FILE` or `--output NAME=FILE`: what is "input" or "output".
+static int name_file(const kiln_model *m, const char *what, const char *val, int n,
+                     const kiln_tensor_desc *d, const char **paths) {
+    char names[512];
+    const char *eq = strchr(val, '=');
+    if (!eq || eq == val || eq[1] == '\0')
+        return error(m, EXIT_USAGE, "--%s wants NAME=FILE.npy, got '%s'", what, val);
+    size_t len = (size_t)(eq - val);
+    int idx = -1;
+    for (int i = 0; i < n && idx < 0; i++)
+        if (strlen(d[i].name) == len && memcmp(d[i].name, val, len) == 0)
+            idx = i;
+    if (idx < 0)
+        return error(m, EXIT_USAGE, "unknown %s '%.*s'; the %ss are: %s", what, (int)len, val,
+                     what, fmt_names(names, sizeof names, n, d));
+    if (paths[idx])
+        return error(m, EXIT_USAGE, "%s '%s' is given twice", what, d[idx].name);
+    paths[idx] = eq + 1;
+    return 0;
+}
+
+// Parse argv into a (whose arrays the caller allocated).  Returns 0, or EXIT_USAGE after
+// printing the error.  Stops at --help, setting a->help.
+static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
+    static const char *const flags[] = { "--weights", "--input", "--output", "--repeat" };
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            a->help = true;
+            return 0;
+        }
+        int f = -1;
+        const char *val = NULL;
+        for (int j = 0; j < 4 && f < 0; j++) {
+            size_t len = strlen(flags[j]);
+            if (strncmp(arg, flags[j], len) == 0 && (arg[len] == '\0' || arg[len] == '=')) {
+                f = j;
+                // `--flag=value`, or `--flag value` unless the next word is another flag
+                if (arg[len] == '=')
+                    val = arg + len + 1;
+                else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+                    val = argv[++i];
+            }
+        }
+        if (f < 0)
+            return error(m, EXIT_USAGE, "%s '%s' (run with --help for usage)",
+                         arg[0] == '-' ? "unknown option" : "unexpected argument", arg);
+        if (!val || !val[0])
+            return error(m, EXIT_USAGE, "%s needs a value", flags[f]);
+        switch (f) {
+        case 0:
+            if (a->weights)
+                return error(m, EXIT_USAGE, "--weights is given twice");
+            a->weights = val;
+            break;
+        case 1:
+            if (name_file(m, "input", val, m->n_inputs, m->inputs, a->in_path))
+                return EXIT_USAGE;
+            break;
+        case 2:
+            if (name_file(m, "output", val, m->n_outputs, m->outputs, a->out_path))
+                return EXIT_USAGE;
+            a->any_output = true;
+            break;
+        case 3: {
+            char *end;
+            errno = 0;
+            long n = strtol(val, &end, 10);
+            if (a->repeat_given)
+                return error(m, EXIT_USAGE, "--repeat is given twice");
+            if (errno || *end || end == val || n < 1 || n > MAX_REPEAT)
+                return error(m, EXIT_USAGE, "--repeat wants a whole number from 1 to %ld, "
+                             "got '%s'", MAX_REPEAT, val);
+            a->repeat = n;
+            a->repeat_given = true;
+            break;
+        }
+        }
+    }
+
+    if (!a->weights)
+        return error(m, EXIT_USAGE, "missing --weights W.safetensors (run with --help for "
+                     "usage)");
+    char missing[512];
+    size_t pos = 0;
+    missing[0] = '\0';
+    for (int i = 0; i < m->n_inputs; i++)
+        if (!a->in_path[i])
+            appendf(missing, sizeof missing, &pos, "%s%s=FILE.npy", pos ? ", " : "",
+                    m->inputs[i].name);
+    if (pos)
+        return error(m, EXIT_USAGE, "missing --input for: %s (run with --help for usage)",
+                     missing);
+    for (int i = 0; i < m->n_outputs; i++)
+        for (int j = 0; j < i; j++)
+            if (a->out_path[i] && a->out_path[j] && strcmp(a->out_path[i], a->out_path[j]) == 0)
+                return error(m, EXIT_USAGE, "outputs '%s' and '%s' are both written to '%s'",
+                             m->outputs[j].name, m->outputs[i].name, a->out_path[i]);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Inputs
+ */
+
+// Symbolic dims bound so far: value and where it came from, for conflict messages.
+typedef struct {
+    int64_t val[16];
+    int from[16];       // input index that bound it, or -1
+} SymBinding;
+
+// Check input i's array against its declaration and bind its symbolic dims; narrow an i64
+// array to i32 for an i32 input (in place) and reject non-finite f32 values.
+static int check_input(const kiln_model *m, int i, kiln_npy *a, const char *path,
+                       SymBinding *sb) {
+    const kiln_tensor_desc *d = &m->inputs[i];
+    char s1[256], s2[256];
+    bool ok_dtype = a->dtype == d->dtype || (d->dtype == KILN_I32 && a->dtype == KILN_I64);
+    if (!ok_dtype)
+        return error(m, 1, "input '%s': %s holds %s values, the model wants %s%s", d->name, path,
+                     kiln_dtype_name(a->dtype), kiln_dtype_name(d->dtype),
+                     d->dtype == KILN_F32   ? " ('<f4')"
+                     : d->dtype == KILN_I32 ? " ('<i4' or '<i8')"
+                                            : " ('<i8')");
+    if (a->rank != d->rank)
+        return error(m, 1, "input '%s': %s has rank %d (shape %s), the model wants rank %d %s",
+                     d->name, path, a->rank, fmt_dims(s1, sizeof s1, a->rank, a->dims),
+                     d->rank, fmt_desc(s2, sizeof s2, m, d));
+    for (int k = 0; k < d->rank; k++) {
+        int64_t v = a->dims[k];
+        int s = d->sym[k];
+        if (s < 0) {
+            if (v != d->dims[k])
+                return error(m, 1, "input '%s': dim %d is %lld, the model wants %lld (shape "
+                             "%s, the file has %s)", d->name, k, (long long)v,
+                             (long long)d->dims[k], fmt_desc(s1, sizeof s1, m, d),
+                             fmt_dims(s2, sizeof s2, a->rank, a->dims));
+            continue;
+        }
+        const kiln_sym *sym = &m->syms[s];
+        if (sb->from[s] < 0) {
+            if (v > sym->max)
+                return error(m, 1, "input '%s': dim %d (%s) is %lld, above its bound %lld",
+                             d->name, k, sym->name, (long long)v, (long long)sym->max);
+            if (v < 1)
+                return error(m, 1, "input '%s': dim %d (%s) is %lld; it must be at least 1",
+                             d->name, k, sym->name, (long long)v);
+            sb->val[s] = v;
+            sb->from[s] = i;
+        } else if (v != sb->val[s]) {
+            return error(m, 1, "input '%s': dim %d (%s) is %lld but input '%s' set %s = %lld",
+                         d->name, k, sym->name, (long long)v, m->inputs[sb->from[s]].name,
+                         sym->name, (long long)sb->val[s]);
+        }
+    }
+
+    size_t n = 1;
+    for (int k = 0; k < a->rank; k++)
+        n *= (size_t)a->dims[k];    // cannot overflow: kiln_npy_read checked numel x size
+    if (a->dtype == KILN_F32) {
+        const float *x = a->data;
+        for (size_t j = 0; j < n; j++)
+            if (!isfinite(x[j]))
+                return error(m, 1, "input '%s': %s has a non-finite value (%s) at flat index "
+                             "%zu", d->name, path, isnan(x[j]) ? "nan" : x[j] > 0 ? "inf" : "-inf",
+                             j);
+    }
+    if (d->dtype == KILN_I32 && a->dtype == KILN_I64) {
+        // In place, front to back: element j's 4 bytes land at or before where it was read.
+        const int64_t *src = a->data;
+        int32_t *dst = a->data;
+        for (size_t j = 0; j < n; j++) {
+            int64_t v = src[j];
+            if (v < INT32_MIN || v > INT32_MAX)
+                return error(m, 1, "input '%s': %s has the value %lld at flat index %zu, which "
+                             "does not fit in i32", d->name, path, (long long)v, j);
+            dst[j] = (int32_t)v;
+        }
+        a->dtype = KILN_I32;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Outputs
+ */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+// One stdout line for an output: name, dtype, shape, and min/max/mean of its values.
+static void print_summary(const kiln_tensor_desc *d, int w, const int64_t *dims, size_t n,
+                          const void *data) {
+    char s[256];
+    printf("%-*s  %s %s", w, d->name, kiln_dtype_name(d->dtype),
+           fmt_dims(s, sizeof s, d->rank, dims));
+    double lo = 0, hi = 0, sum = 0;
+    size_t finite = 0, bad = 0;
+    for (size_t j = 0; j < n; j++) {
+        double v;
+        if (d->dtype == KILN_F32)
+            v = (double)((const float *)data)[j];
+        else if (d->dtype == KILN_I32)
+            v = (double)((const int32_t *)data)[j];
+        else
+            v = (double)((const int64_t *)data)[j];
+        if (!isfinite(v)) {
+            bad++;
+            continue;
+        }
+        lo = finite == 0 || v < lo ? v : lo;
+        hi = finite == 0 || v > hi ? v : hi;
+        sum += v;
+        finite++;
+    }
+    if (finite)
+        printf("  min %.6g  max %.6g  mean %.6g", lo, hi, sum / (double)finite);
+    else if (n == 0)
+        printf("  (empty)");
+    if (bad)
+        printf("  (%zu non-finite)", bad);
+    printf("\n");
+}
+
+// Write every requested output to a temporary, then rename them all into place; on a
+// failure remove the temporaries, so no output is written unless all could be.
+static int write_outputs(const kiln_model *m, const Args *a, int64_t (*odims)[KILN_RT_MAX_RANK],
+                         void **outs) {
+    char msg[512];
+    char **tmp = calloc((size_t)m->n_outputs + 1, sizeof *tmp);
+    if (!tmp)
+        return error(m, 1, "out of memory");
+    int rc = 0;
+    for (int j = 0; j < m->n_outputs && rc == 0; j++) {
+        const kiln_tensor_desc *d = &m->outputs[j];
+        if (a->out_path[j] && kiln_npy_write_tmp(a->out_path[j], d->dtype, d->rank, odims[j],
+                                                 outs[j], &tmp[j], msg, sizeof msg))
+            rc = error(m, 1, "output '%s': %s", d->name, msg);
+    }
+    // rename() within a directory fails only in odd cases (the target became a directory);
+    // outputs renamed before such a failure stay written.
+    for (int j = 0; j < m->n_outputs && rc == 0; j++) {
+        if (!tmp[j])
+            continue;
+        if (rename(tmp[j], a->out_path[j]) != 0) {
+            rc = error(m, 1, "output '%s': %s: cannot rename the temporary file into place: %s",
+                       m->outputs[j].name, a->out_path[j], strerror(errno));
+        } else {
+            free(tmp[j]);
+            tmp[j] = NULL;
+        }
+    }
+    for (int j = 0; j < m->n_outputs; j++) {
+        if (tmp[j])
+            unlink(tmp[j]);
+        free(tmp[j]);
+    }
+    free(tmp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * kiln_main
+ */
+
+// See kiln_rt.h and the steps atop this file.  Returns 0, 1 (a run-time error: weights,
+// inputs, forward, outputs) or 2 (a usage error); every resource is freed on every path.
+int kiln_main(int argc, char **argv, const kiln_model *m) {
+    char msg[1024];
+    const char *prog = argc > 0 && argv[0] ? argv[0] : model_name(m);
+    if (check_model(m, msg, sizeof msg))
+        return error(m, 1, "internal error: bad model description: %s", msg);
+
+    int status = 1;
+    Args a = { .repeat = 1 };
+    kiln_safetensors st;
+    memset(&st, 0, sizeof st);
+    SymBinding sb;
+    memset(&sb, 0, sizeof sb);
+    for (int s = 0; s < 16; s++)
+        sb.from[s] = -1;
+    const void **weights = calloc((size_t)m->n_weights + 1, sizeof *weights);
+    kiln_npy *npys = calloc((size_t)m->n_inputs + 1, sizeof *npys);
+    const void **ins = calloc((size_t)m->n_inputs + 1, sizeof *ins);
+    void **outs = calloc((size_t)m->n_outputs + 1, sizeof *outs);
+    int64_t (*odims)[KILN_RT_MAX_RANK] = calloc((size_t)m->n_outputs + 1, sizeof *odims);
+    size_t *onumel = calloc((size_t)m->n_outputs + 1, sizeof *onumel);
+    a.in_path = calloc((size_t)m->n_inputs + 1, sizeof *a.in_path);
+    a.out_path = calloc((size_t)m->n_outputs + 1, sizeof *a.out_path);
+    char *arena = NULL;
+    double *times = NULL;
+    if (!weights || !npys || !ins || !outs || !odims || !onumel || !a.in_path || !a.out_path) {
+        error(m, 1, "out of memory");
+        goto done;
+    }
+
+    // 1. command line
+    if ((status = parse_args(argc, argv, m, &a)) != 0)
+        goto done;
+    if (a.help) {
+        print_help(m, prog);
+        goto done;  // status 0
+    }
+    status = 1;
+
+    // 2. weights
+    if (kiln_st_open(&st, a.weights, msg, sizeof msg) ||
+        kiln_bind_weights(m, &st, weights, msg, sizeof msg)) {
+        error(m, 1, "%s", msg);
+        goto done;
+    }
+
+    // 3. inputs, in declaration order (so the first input binds each symbolic dim)
+    for (int i = 0; i < m->n_inputs; i++) {
+        if (kiln_npy_read(a.in_path[i], &npys[i], msg, sizeof msg)) {
+            error(m, 1, "input '%s': %s", m->inputs[i].name, msg);
+            goto done;
+        }
+        if (check_input(m, i, &npys[i], a.in_path[i], &sb))
+            goto done;
+        ins[i] = npys[i].data;
+    }
+
+    // 4. outputs at the bound shapes, and the arena
+    for (int j = 0; j < m->n_outputs; j++) {
+        const kiln_tensor_desc *d = &m->outputs[j];
+        size_t n = 1;
+        for (int k = 0; k < d->rank; k++) {
+            odims[j][k] = d->sym[k] >= 0 ? sb.val[d->sym[k]] : d->dims[k];
+            if (__builtin_mul_overflow(n, (size_t)odims[j][k], &n))
+                n = SIZE_MAX;
+        }
+        onumel[j] = n;
+        size_t bytes;
+        if (__builtin_mul_overflow(n, kiln_dtype_size(d->dtype), &bytes) ||
+            !(outs[j] = kiln_aligned_alloc(bytes))) {
+            error(m, 1, "output '%s': cannot allocate %zu elements", d->name, n);
+            goto done;
+        }
+    }
+    if (!(arena = kiln_aligned_alloc(m->arena_bytes))) {
+        error(m, 1, "cannot allocate the %zu-byte arena", m->arena_bytes);
+        goto done;
+    }
+
+    // 5. forward
+    kiln_run r;
+    memset(&r, 0, sizeof r);
+    r.model = m;
+    for (int s = 0; s < m->n_syms; s++)
+        r.sym[s] = sb.val[s];
+    r.weights = weights;
+    r.inputs = ins;
+    r.outputs = outs;
+    r.arena = arena;
+    if (!(times = malloc((size_t)a.repeat * sizeof *times))) {
+        error(m, 1, "out of memory");
+        goto done;
+    }
+    for (long rep = 0; rep < a.repeat; rep++) {
+        double t0 = kiln_now_ms();
+        int rc = m->forward(&r);
+        times[rep] = kiln_now_ms() - t0;
+        if (rc != 0) {
+            r.err[sizeof r.err - 1] = '\0';
+            error(m, 1, "forward: %s", r.err[0] ? r.err : "failed (no message)");
+            goto done;
+        }
+    }
+    if (a.repeat_given) {
+        qsort(times, (size_t)a.repeat, sizeof *times, cmp_double);
+        size_t h = (size_t)a.repeat / 2;
+        double median = a.repeat % 2 ? times[h] : (times[h - 1] + times[h]) / 2;
+        fprintf(stderr, "%s: forward: %ld runs, min %.3f ms, median %.3f ms\n", model_name(m),
+                a.repeat, times[0], median);
+    }
+
+    // 6. outputs
+    if (a.any_output) {
+        if (write_outputs(m, &a, odims, outs))
+            goto done;
+    } else {
+        int w = 0;
+        for (int j = 0; j < m->n_outputs; j++)
+            w = (int)strlen(m->outputs[j].name) > w ? (int)strlen(m->outputs[j].name) : w;
+        for (int j = 0; j < m->n_outputs; j++)
+            print_summary(&m->outputs[j], w, odims[j], onumel[j], outs[j]);
+    }
+    status = 0;
+
+done:
+    kiln_st_close(&st);
+    for (int i = 0; npys && i < m->n_inputs; i++)
+        kiln_npy_free(&npys[i]);
+    for (int j = 0; outs && j < m->n_outputs; j++)
+        kiln_aligned_free(outs[j]);
+    kiln_aligned_free(arena);
+    free(times);
+    free(weights);
+    free(npys);
+    free(ins);
+    free(outs);
+    free(odims);
+    free(onumel);
+    free(a.in_path);
+    free(a.out_path);
+    return status;
+}

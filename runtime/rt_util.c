@@ -1,0 +1,71 @@
+/* rt_util.c: small helpers every part of the runtime and the generated forward() use.
+ *
+ * dtype names and sizes, kiln_fail() for forward()'s error messages, the monotonic clock
+ * used by --repeat timing, and the 64-byte aligned allocator for the arena, outputs and
+ * aligned copies of weights.  Nothing here prints or exits.
+ */
+#include "kiln_rt.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <time.h>
+
+// Name of a dtype as the spec writes it ("f32", "i32", "i64"); "?" for a value outside
+// the enum (a corrupt description), so messages never print NULL.
+const char *kiln_dtype_name(kiln_dtype t) {
+    switch (t) {
+    case KILN_F32: return "f32";
+    case KILN_I32: return "i32";
+    case KILN_I64: return "i64";
+    }
+    return "?";
+}
+
+// Bytes per element of t; 0 for a value outside the enum.
+size_t kiln_dtype_size(kiln_dtype t) {
+    switch (t) {
+    case KILN_F32: return 4;
+    case KILN_I32: return 4;
+    case KILN_I64: return 8;
+    }
+    return 0;
+}
+
+// Format a message into r->err (truncated to fit) and return 1, so a kernel can write
+// `return kiln_fail(r, "gather 'wte': id %d at %d is outside [0, %d)", id, i, n);`.
+int kiln_fail(kiln_run *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+// Milliseconds on the monotonic clock, from an arbitrary origin; only differences mean
+// anything.
+double kiln_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+// Allocate `bytes` (rounded up to a multiple of 64; 0 gives one 64-byte block) at a 64-byte
+// aligned address, zero it, and so touch every page once: the first forward() then pays no
+// page faults and the timing of --repeat is not skewed.  Returns NULL when out of memory.
+// Free with kiln_aligned_free.
+void *kiln_aligned_alloc(size_t bytes) {
+    size_t n = bytes == 0 ? 64 : bytes;
+    if (n > SIZE_MAX - 63)
+        return NULL;
+    n = (n + 63) & ~(size_t)63;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n) != 0)
+        return NULL;
+    memset(p, 0, n);
+    return p;
+}
+
+// Free a block from kiln_aligned_alloc; NULL is a no-op.
+void kiln_aligned_free(void *p) {
+    free(p);
+}

@@ -1,0 +1,127 @@
+"""gpt2_ref.py: GPT-2 in plain PyTorch, the reference for models/gpt2.yaml.
+
+Written from the architecture (Radford et al. 2019; the layout of Hugging Face's GPT2Model),
+independently of kiln's spec, so that a test compares two implementations, not one with
+itself.  state_dict() names are exactly Hugging Face's GPT2Model names, so a file this
+module writes is a file HF would write, and real GPT-2 checkpoints load into it.
+
+    input_ids [B, T] (int)  ->  logits [B, T, vocab_size] (f32)
+
+    x = wte[input_ids] + wpe[0..T-1]
+    for each block:  x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))     (pre-LayerNorm)
+    logits = ln_f(x) @ wte^T                                          (tied LM head)
+
+attn is causal multi-head self-attention with scale 1/sqrt(head_dim); mlp is
+c_proj(gelu_tanh(c_fc(x))).  Linear layers are HF "Conv1D": weight [in, out], y = x @ W + b.
+All LayerNorms use eps 1e-5.
+
+The few plain attributes (Attention.causal, Attention.scale, MLP.act, ...) exist so that
+check_cases.py can break one thing at a time and confirm the fixtures notice; their
+defaults are the model.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+
+LN_EPS = 1e-5
+
+
+def gelu_tanh(x):
+    """GELU, tanh approximation (HF "gelu_new"): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+class Conv1D(nn.Module):
+    """HF's Conv1D: a linear layer whose weight is stored [n_in, n_out]; y = x @ W + b."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))   # [in, out]
+        self.bias = nn.Parameter(torch.empty(n_out))           # [out]
+        self.weight.conv1d = True                              # tells init_random the fan-in
+
+    def forward(self, x):
+        return x @ self.weight + self.bias
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention.  c_attn: [C, 3C], columns q | k | v; c_proj: [C, C]."""
+
+    def __init__(self, n_embd, n_head):
+        super().__init__()
+        assert n_embd % n_head == 0, "n_embd must be a multiple of n_head"
+        self.n_head = n_head
+        self.head_dim = n_embd // n_head
+        self.c_attn = Conv1D(n_embd, 3 * n_embd)
+        self.c_proj = Conv1D(n_embd, n_embd)
+        self.causal = True
+        self.scale = 1.0 / math.sqrt(self.head_dim)
+
+    def forward(self, x):                                    # x [B, T, C]
+        B, T, C = x.shape
+        H, D = self.n_head, C // self.n_head
+        q, k, v = self.c_attn(x).split(C, dim=-1)            # each [B, T, C]
+        q = q.view(B, T, H, D).transpose(1, 2)               # [B, H, T, D]
+        k = k.view(B, T, H, D).transpose(1, 2)
+        v = v.view(B, T, H, D).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * self.scale         # [B, H, T, T]
+        if self.causal:
+            future = torch.ones(T, T, dtype=torch.bool).triu(1)   # key j > query i
+            att = att.masked_fill(future, float("-inf"))
+        att = att.softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)       # heads side by side again
+        return self.c_proj(y)
+
+
+class MLP(nn.Module):
+    """c_fc [C, 4C] -> gelu_tanh -> c_proj [4C, C]."""
+
+    def __init__(self, n_embd):
+        super().__init__()
+        self.c_fc = Conv1D(n_embd, 4 * n_embd)
+        self.c_proj = Conv1D(4 * n_embd, n_embd)
+        self.act = gelu_tanh
+
+    def forward(self, x):
+        return self.c_proj(self.act(self.c_fc(x)))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block."""
+
+    def __init__(self, n_embd, n_head):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd, eps=LN_EPS)
+        self.attn = Attention(n_embd, n_head)
+        self.ln_2 = nn.LayerNorm(n_embd, eps=LN_EPS)
+        self.mlp = MLP(n_embd)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2(nn.Module):
+    """GPT2Model plus the tied LM head.  Parameters are the spec's params of the same names."""
+
+    INPUTS = ("input_ids",)
+    OUTPUTS = ("logits",)
+    PARAMS = ("n_layer", "n_head", "n_embd", "vocab_size", "n_positions")
+
+    def __init__(self, n_layer, n_head, n_embd, vocab_size, n_positions):
+        super().__init__()
+        self.wte = nn.Embedding(vocab_size, n_embd)      # [vocab_size, C]; also the LM head
+        self.wpe = nn.Embedding(n_positions, n_embd)     # [n_positions, C]
+        self.h = nn.ModuleList(Block(n_embd, n_head) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(n_embd, eps=LN_EPS)
+
+    def forward(self, input_ids):
+        """input_ids [B, T] int, T <= n_positions  ->  {"logits": [B, T, vocab_size]}."""
+        T = input_ids.shape[1]
+        pos = torch.arange(T)
+        x = self.wte(input_ids.long()) + self.wpe(pos)   # [B, T, C]
+        for block in self.h:
+            x = block(x)
+        return {"logits": self.ln_f(x) @ self.wte.weight.t()}

@@ -1,0 +1,21 @@
+# tests/tests.cmake: the ctest suite.  Labels: unit golden errors diff reference fuzz.
+# Included from the root CMakeLists.txt.
+
+# Unit tests: every tests/unit/test_<module>.c is an executable that exits non-zero on failure.
+file(GLOB KILN_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${KILN_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  string(REGEX REPLACE "^test_" "" mod ${name})
+  add_executable(${name} ${src})
+  target_compile_options(${name} PRIVATE ${KILN_WARNINGS})
+  target_link_libraries(${name} PRIVATE kiln_front)
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME unit.${mod} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(unit.${mod} PROPERTIES LABELS unit)
+endforeach()
+
+# Script-driven suites register themselves from their folders.
+include(${CMAKE_SOURCE_DIR}/tests/errors/errors.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/reference/reference.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/golden/golden.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/diff/diff.cmake OPTIONAL)

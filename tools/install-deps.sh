@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# tools/install-deps.sh: install what kiln needs to build and test, from Debian's packages.
+# Installs only what is missing; needs root (or sudo) only when something is missing.
+#   KILN_WITH_TORCH=1  also install PyTorch and NumPy (to regenerate reference tensors)
+set -euo pipefail
+
+pkgs=(clang cmake make pkg-config libyaml-dev libcjson-dev libpcre2-dev libutf8proc-dev python3)
+if [ "${KILN_WITH_TORCH:-0}" = 1 ]; then
+  pkgs+=(python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "kiln: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
