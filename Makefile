@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS  ?= 2
 CMAKE_FLAGS ?= -DCMAKE_C_COMPILER=clang -DKILN_WERROR=ON
 
-.PHONY: all deps build demo test reference clean
+.PHONY: all deps build demo test test-sanitize reference clean
 
 all: build
 
@@ -22,6 +22,13 @@ demo: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The whole suite with AddressSanitizer + UndefinedBehaviorSanitizer, in kiln and in the
+# model binaries it builds (needs clang's sanitizer runtimes, libclang-rt-14-dev).
+test-sanitize: deps
+	@cmake -S . -B $(BUILD)-asan $(CMAKE_FLAGS) -DKILN_SANITIZE=address,undefined >/dev/null
+	@cmake --build $(BUILD)-asan -j $(JOBS)
+	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS)
 
 # Regenerate the committed reference tensors with PyTorch (Debian's python3-torch).
 reference:

@@ -147,7 +147,8 @@ void bc_string(Buf *b, const char *s, bool printf_fmt)
     bputs(b, "\"");
 }
 
-// Finite v printed with the fewest digits (up to max_digits) that read back as v.
+// Finite v with the fewest significant digits that read back as v (as a float if is_float),
+// always with a '.' or an exponent so that it is a floating literal.
 static void shortest(char *s, size_t n, double v, bool is_float)
 {
     for (int p = 1; p <= (is_float ? 9 : 17); p++) {
@@ -188,11 +189,11 @@ void bc_double(Buf *b, double v)
 /* ---------------------------------------------------------------------------------------
  * Identifiers generated code must not take
  *
- * C keywords, and every identifier (function, type, macro, and some parameter and member
- * names; more is harmless) that kiln_rt.h brings in through its standard headers under
- * -std=gnu11 on glibc, from:
- *   clang -std=gnu11 -E runtime/kiln_rt.h | grep -v '^#' | grep -oE '\b[A-Za-z][A-Za-z0-9_]*'
- *   clang -std=gnu11 -E -dM runtime/kiln_rt.h
+ * C keywords, and every identifier (function, type, macro; more is harmless) that the
+ * standard headers kiln_rt.h includes declare or define under -std=gnu11 on glibc, from
+ * sys.h = those six #includes:
+ *   clang -std=gnu11 -E sys.h | grep -v '^#' | grep -oE '\b[A-Za-z][A-Za-z0-9_]*\b'
+ *   clang -std=gnu11 -E -dM sys.h
  * A param named `gamma` or `linux` would otherwise break the generated file.  Names with a
  * leading underscore and the kiln_ / KILN_ prefixes are refused by rule in cg_c_reserved().
  */
@@ -210,50 +211,46 @@ static const char reserved_names[] =
     " UINT16_MAX UINT32_C UINT32_MAX UINT64_C UINT64_MAX UINT8_C UINT8_MAX UINTMAX_C "
     " UINTMAX_MAX UINTPTR_MAX UINT_FAST16_MAX UINT_FAST32_MAX UINT_FAST64_MAX UINT_FAST8_MAX "
     " UINT_LEAST16_MAX UINT_LEAST32_MAX UINT_LEAST64_MAX UINT_LEAST8_MAX WCHAR_MAX WCHAR_MIN "
-    " WINT_MAX WINT_MIN a acos acosf acosh acoshf acoshl acosl aligned arena arena_bytes argc "
-    " argv asin asinf asinh asinhf asinhl asinl asm atan atan2 atan2f atan2l atanf atanh "
-    " atanhf atanhl atanl auto bcmp bcopy bool break buf bytes bzero case cbrt cbrtf cbrtl "
-    " ceil ceilf ceill char clearerr clearerr_unlocked const continue copysign copysignf "
-    " copysignl cos cosf cosh coshf coshl cosl ctermid data default dims do double double_t "
-    " dprintf drem dremf dreml dtype dtype_str else enum erf erfc erfcf erfcl erff erfl err "
-    " errlen exp exp2 exp2f exp2l expf expl explicit_bzero expm1 expm1f expm1l extern fabs "
+    " WINT_MAX WINT_MIN acos acosf acosh acoshf acoshl acosl asin asinf asinh asinhf asinhl "
+    " asinl asm atan atan2 atan2f atan2l atanf atanh atanhf atanhl atanl auto bcmp bcopy bool "
+    " break bzero case cbrt cbrtf cbrtl ceil ceilf ceill char clearerr clearerr_unlocked "
+    " const continue copysign copysignf copysignl cos cosf cosh coshf coshl cosl ctermid "
+    " default do double double_t dprintf drem dremf dreml else enum erf erfc erfcf erfcl erff "
+    " erfl exp exp2 exp2f exp2l expf expl explicit_bzero expm1 expm1f expm1l extern fabs "
     " fabsf fabsl false fclose fdim fdimf fdiml fdopen feof feof_unlocked ferror "
     " ferror_unlocked fflush fflush_unlocked ffs ffsl ffsll fgetc fgetc_unlocked fgetpos "
     " fgets fileno fileno_unlocked finite finitef finitel float float_t flockfile floor "
     " floorf floorl fma fmaf fmal fmax fmaxf fmaxl fmemopen fmin fminf fminl fmod fmodf fmodl "
-    " fmt fopen for format forward fpclassify fpos_t fprintf fputc fputc_unlocked fputs fread "
-    " fread_unlocked freopen frexp frexpf frexpl fscanf fseek fseeko fsetpos ftell ftello "
-    " ftrylockfile funlockfile fwrite fwrite_unlocked gamma gammaf gammal getc getc_unlocked "
-    " getchar getchar_unlocked getdelim getline getw goto hypot hypotf hypotl if ilogb ilogbf "
-    " ilogbl index inline inputs int int16_t int32_t int64_t int8_t int_fast16_t int_fast32_t "
-    " int_fast64_t int_fast8_t int_least16_t int_least32_t int_least64_t int_least8_t "
-    " intmax_t intptr_t isfinite isgreater isgreaterequal isinf isinff isinfl isless "
-    " islessequal islessgreater isnan isnanf isnanl isnormal isunordered j0 j0f j0l j1 j1f "
-    " j1l jn jnf jnl ldexp ldexpf ldexpl len lgamma lgamma_r lgammaf lgammaf_r lgammal "
-    " lgammal_r linux llrint llrintf llrintl llround llroundf llroundl locale_t log log10 "
-    " log10f log10l log1p log1pf log1pl log2 log2f log2l logb logbf logbl logf logl long "
-    " lrint lrintf lrintl lround lroundf lroundl m map map_size math_errhandling max "
-    " max_align_t memccpy memchr memcmp memcpy memmove memset model modf modff modfl n_inputs "
-    " n_outputs n_syms n_tensors n_weight_prefixes n_weights name nan nanf nanl nbytes "
-    " nearbyint nearbyintf nearbyintl nextafter nextafterf nextafterl nexttoward nexttowardf "
-    " nexttowardl off_t offsetof open_memstream out outputs p path pclose perror popen pow "
-    " powf powl printf ptrdiff_t putc putc_unlocked putchar putchar_unlocked puts putw r rank "
+    " fopen for fpclassify fpos_t fprintf fputc fputc_unlocked fputs fread fread_unlocked "
+    " freopen frexp frexpf frexpl fscanf fseek fseeko fsetpos ftell ftello ftrylockfile "
+    " funlockfile fwrite fwrite_unlocked gamma gammaf gammal getc getc_unlocked getchar "
+    " getchar_unlocked getdelim getline getw goto hypot hypotf hypotl if ilogb ilogbf ilogbl "
+    " index inline int int16_t int32_t int64_t int8_t int_fast16_t int_fast32_t int_fast64_t "
+    " int_fast8_t int_least16_t int_least32_t int_least64_t int_least8_t intmax_t intptr_t "
+    " isfinite isgreater isgreaterequal isinf isinff isinfl isless islessequal islessgreater "
+    " isnan isnanf isnanl isnormal isunordered j0 j0f j0l j1 j1f j1l jn jnf jnl ldexp ldexpf "
+    " ldexpl lgamma lgamma_r lgammaf lgammaf_r lgammal lgammal_r linux llrint llrintf llrintl "
+    " llround llroundf llroundl locale_t log log10 log10f log10l log1p log1pf log1pl log2 "
+    " log2f log2l logb logbf logbl logf logl long lrint lrintf lrintl lround lroundf lroundl "
+    " math_errhandling max_align_t memccpy memchr memcmp memcpy memmove memset modf modff "
+    " modfl nan nanf nanl nearbyint nearbyintf nearbyintl nextafter nextafterf nextafterl "
+    " nexttoward nexttowardf nexttowardl off_t offsetof open_memstream pclose perror popen "
+    " pow powf powl printf ptrdiff_t putc putc_unlocked putchar putchar_unlocked puts putw "
     " register remainder remainderf remainderl remove remquo remquof remquol rename renameat "
     " restrict return rewind rindex rint rintf rintl round roundf roundl scalb scalbf scalbl "
     " scalbln scalblnf scalblnl scalbn scalbnf scalbnl scanf setbuf setbuffer setlinebuf "
     " setvbuf short signbit signed signgam significand significandf significandl sin sinf "
-    " sinh sinhf sinhl sinl size_t sizeof snprintf spec sprintf sqrt sqrtf sqrtl sscanf "
-    " ssize_t st static stderr stdin stdout stpcpy stpncpy strcasecmp strcasecmp_l strcat "
-    " strchr strcmp strcoll strcoll_l strcpy strcspn strdup strerror strerror_l strerror_r "
-    " strlen strncasecmp strncasecmp_l strncat strncmp strncpy strndup strnlen strpbrk "
-    " strrchr strsep strsignal strspn strstr strtok strtok_r struct strxfrm strxfrm_l switch "
-    " sym syms t tan tanf tanh tanhf tanhl tanl tempnam tensors tgamma tgammaf tgammal "
-    " tmp_path tmpfile tmpnam tmpnam_r true trunc truncf truncl typedef typeof uint16_t "
-    " uint32_t uint64_t uint8_t uint_fast16_t uint_fast32_t uint_fast64_t uint_fast8_t "
-    " uint_least16_t uint_least32_t uint_least64_t uint_least8_t uintmax_t uintptr_t ungetc "
-    " union unix unsigned va_arg va_copy va_end va_list va_start vdprintf vfprintf vfscanf "
-    " void volatile vprintf vscanf vsnprintf vsprintf vsscanf wchar_t weight_prefixes weights "
-    " while y0 y0f y0l y1 y1f y1l yn ynf ynl "    ;
+    " sinh sinhf sinhl sinl size_t sizeof snprintf sprintf sqrt sqrtf sqrtl sscanf ssize_t "
+    " static stderr stdin stdout stpcpy stpncpy strcasecmp strcasecmp_l strcat strchr strcmp "
+    " strcoll strcoll_l strcpy strcspn strdup strerror strerror_l strerror_r strlen "
+    " strncasecmp strncasecmp_l strncat strncmp strncpy strndup strnlen strpbrk strrchr "
+    " strsep strsignal strspn strstr strtok strtok_r struct strxfrm strxfrm_l switch tan tanf "
+    " tanh tanhf tanhl tanl tempnam tgamma tgammaf tgammal tmpfile tmpnam tmpnam_r true trunc "
+    " truncf truncl typedef typeof uint16_t uint32_t uint64_t uint8_t uint_fast16_t "
+    " uint_fast32_t uint_fast64_t uint_fast8_t uint_least16_t uint_least32_t uint_least64_t "
+    " uint_least8_t uintmax_t uintptr_t ungetc union unix unsigned va_arg va_copy va_end "
+    " va_list va_start vdprintf vfprintf vfscanf void volatile vprintf vscanf vsnprintf "
+    " vsprintf vsscanf wchar_t while y0 y0f y0l y1 y1f y1l yn ynf ynl ";
 
 bool cg_c_reserved(const char *name)
 {
@@ -419,10 +416,9 @@ void cg_nest_open(Kernel *k, const Nest *nest, const char **index, bool brace)
 
 void cg_nest_close(Kernel *k, const Nest *nest, bool brace)
 {
-    k->body.indent -= nest->n_loops;
-    if (brace) {
-        if (nest->n_loops == 0)
-            k->body.indent--;
+    if (brace) {            // the block opened by the innermost loop (or a bare block)
+        k->body.indent--;
         bline(&k->body, "}");
     }
+    k->body.indent -= nest->n_loops - (brace && nest->n_loops > 0);
 }

@@ -24,6 +24,7 @@ enum {
     MAX_ITERATIONS = 1 << 20,   // repeat iterations in one spec, nested ones included
     MAX_SYMS = 64,              // dims: (shape inference tracks symbols in 64-entry tables)
     MAX_ERRORS = 50,            // then stop: later messages are rarely worth reading
+    MAX_AXIS = 64,              // |axis| read from a spec; the op checks it against the rank
 };
 #define MAX_DIM ((int64_t)1 << 40)  // a static dimension (shape.c caps element counts too)
 
@@ -383,7 +384,7 @@ static bool eval_int(Spec *s, const YNode *n, const char *what, int64_t lo, int6
     if (!eval_num(s, n, what, &v))
         return false;
     char desc[320];
-    if (!expr_is_whole(v)) {
+    if (v != floor(v)) {
         describe_value(s, n, v, desc, sizeof desc);
         diag_error(s->d, n->loc, "%s is not a whole number", desc);
         return false;
@@ -1175,8 +1176,8 @@ static NodeId build_op(Spec *s, const YNode *m, OpKind op, const char *name, Src
         ok &= opt_bool(s, m, "transpose_b", &attr.attr.matmul.trans_b);
         break;
     case OP_SOFTMAX:
-        if ((v = attr_of(m, "axis")) && (ok = eval_int(s, v, "an axis", -KILN_MAX_RANK,
-                                                       KILN_MAX_RANK, &n64))) {
+        if ((v = attr_of(m, "axis")) && (ok = eval_int(s, v, "an axis", -MAX_AXIS, MAX_AXIS,
+                                                       &n64))) {
             int ax = norm_axis(n64, x->rank);
             if (ax != x->rank - 1) {
                 diag_error(s->d, v->loc, "softmax '%s': axis %lld of %s is not the last axis; "
@@ -1217,7 +1218,7 @@ static NodeId build_op(Spec *s, const YNode *m, OpKind op, const char *name, Src
             return -1;
         }
         for (int k = 0; k < v->n_items; k++) {
-            if (eval_int(s, v->items[k], "an axis", -KILN_MAX_RANK, KILN_MAX_RANK, &n64))
+            if (eval_int(s, v->items[k], "an axis", -MAX_AXIS, MAX_AXIS, &n64))
                 attr.attr.transpose.perm[k] = norm_axis(n64, x->rank);
             else
                 ok = false;
@@ -1226,7 +1227,7 @@ static NodeId build_op(Spec *s, const YNode *m, OpKind op, const char *name, Src
     case OP_SLICE: {
         int64_t axis = 0, start = 0, end = 0;
         if (!(v = need_attr(s, m, "axis", opn, loc)) ||
-            !eval_int(s, v, "an axis", -KILN_MAX_RANK - 1, KILN_MAX_RANK, &axis))
+            !eval_int(s, v, "an axis", -MAX_AXIS, MAX_AXIS, &axis))
             return -1;
         int ax = norm_axis(axis, x->rank);
         bool in_range = ax >= 0 && ax < x->rank;
@@ -1255,7 +1256,7 @@ static NodeId build_op(Spec *s, const YNode *m, OpKind op, const char *name, Src
     }
     case OP_CONCAT:
         if (!(v = need_attr(s, m, "axis", opn, loc)) ||
-            !eval_int(s, v, "an axis", -KILN_MAX_RANK - 1, KILN_MAX_RANK, &n64))
+            !eval_int(s, v, "an axis", -MAX_AXIS, MAX_AXIS, &n64))
             return -1;
         attr.attr.concat.axis = norm_axis(n64, x->rank);
         break;
@@ -1340,7 +1341,7 @@ static void read_split(Spec *s, const YNode *m, SrcLoc loc)
         const Type *x = &graph_node(g, in[0])->type;
         int64_t axis = -1;
         const YNode *v = attr_of(m, "axis");
-        if (v && !eval_int(s, v, "an axis", -KILN_MAX_RANK, KILN_MAX_RANK, &axis))
+        if (v && !eval_int(s, v, "an axis", -MAX_AXIS, MAX_AXIS, &axis))
             ok = false;
         ax = norm_axis(axis, x->rank);
         char sx[256];

@@ -332,9 +332,9 @@ const char *ynode_describe(const YNode *n, char *buf, size_t size)
     if (!n)
         return "nothing";
     if (n->kind == YN_SEQ)
-        return "a list";
+        return n->n_items ? "a list" : "an empty list";
     if (n->kind == YN_MAP)
-        return "a mapping";
+        return n->n_pairs ? "a mapping" : "an empty mapping";
     if (!n->str[0])
         return "an empty value";
     size_t len = strlen(n->str);

@@ -102,6 +102,7 @@ typedef enum {
     OPC_REDUCE,     // reads a whole row of the last axis per output row
     OPC_VIEW,       // reinterprets its input's buffer, moves no data
     OPC_LAYOUT,     // moves data without arithmetic
+    OPC_FUSED,      // made only by passes (fuse-attention); a spec cannot name it
 } OpClass;
 
 typedef struct {
@@ -143,6 +144,18 @@ typedef struct {
 
 typedef int32_t NodeId;     // index into Graph.nodes; -1 means none
 
+// EpiOp: one element-wise op of a node's epilogue (fuse-elementwise).  Applied to the
+// running value v at each output element: v = op(v) for unary ops and scale,
+// v = v OP operand (or operand OP v when operand_left) for add/sub/mul/div, where the
+// operand is in[operand_in], broadcast NumPy-style into the node's shape.
+typedef struct EpiOp {
+    int op;                 // OpKind: OP_ADD OP_SUB OP_MUL OP_DIV OP_SCALE OP_RELU OP_TANH OP_GELU
+    int operand_in;         // index into Node.in of the other operand, or -1 (unary, scale)
+    bool operand_left;      // the operand is the left-hand side (matters for sub and div)
+    double by;              // OP_SCALE
+    bool tanh;              // OP_GELU: tanh approximation
+} EpiOp;
+
 // Origin: a spec node that a (possibly fused) IR node implements.  Copied by value, so it
 // survives the removal of the node it describes.
 typedef struct {
@@ -173,10 +186,16 @@ typedef struct Node {
         struct { int axis; int64_t start, end; } slice;  // OP_SLICE: static bounds
         struct { int axis; } concat;                     // OP_CONCAT
         struct { DType to; } cast;                       // OP_CAST
+        struct { double scale; bool causal; } attention; // OP_ATTENTION: see ops.def
         struct { int rank; Dim dim[KILN_MAX_RANK]; } reshape;  // OP_RESHAPE: target shape
     } attr;
     Origin *origins;        // spec nodes this node implements (itself, plus any fused into
     int n_origins;          // it), in spec order; arena-owned
+    // fuse-elementwise: element-wise ops applied, in order, to each element of this node's
+    // result before it is stored (bias add, gelu, residual add, ...).  The node's type is
+    // unchanged by them: every operand broadcasts into it.  Operands are also listed in in[].
+    struct EpiOp *epi;
+    int n_epi;
     int64_t offset;         // plan-memory: byte offset of the value in the arena; -1 when it
                             // lives elsewhere (weights, inputs, constants, views of another)
 } Node;

@@ -381,6 +381,35 @@ static bool infer_layer_norm(Graph *g, Node *n, Diag *d)
     return true;
 }
 
+// fused_attention(q [.., Sq, D], k [.., Sk, D], v [.., Sk, Dv] [, mask]) -> [.., Sq, Dv].
+// Made by a pass from nodes that were already checked, so a failure here is a pass bug.
+static bool infer_attention(Graph *g, Node *n, Diag *d)
+{
+    const Type *q = &input(g, n, 0)->type, *k = &input(g, n, 1)->type, *v = &input(g, n, 2)->type;
+    int r = q->rank;
+    bool ok = r >= 2 && k->rank == r && v->rank == r && q->dtype == DT_F32 &&
+              k->dtype == DT_F32 && v->dtype == DT_F32 && dim_eq(q->dim[r - 1], k->dim[r - 1]) &&
+              dim_eq(k->dim[r - 2], v->dim[r - 2]);
+    for (int a = 0; ok && a < r - 2; a++)
+        ok = dim_eq(q->dim[a], k->dim[a]) && dim_eq(q->dim[a], v->dim[a]);
+    if (ok && n->n_in == 4) {   // the mask broadcasts into [.., Sq, Sk]
+        const Type *m = &input(g, n, 3)->type;
+        ok = m->rank <= r && m->dtype == DT_F32;
+        for (int a = 0; ok && a < m->rank; a++) {
+            int full = a + r - m->rank;
+            Dim want = full == r - 1 ? k->dim[r - 2] : q->dim[full];
+            ok = dim_eq(m->dim[a], want) || (m->dim[a].sym < 0 && m->dim[a].size == 1);
+        }
+    }
+    if (!ok)
+        KILN_BUG("fused_attention '%s': inputs do not fit q [.., Sq, D], k [.., Sk, D], "
+                 "v [.., Sk, Dv], mask [.., Sq, Sk]", n->name);
+    n->type = *q;
+    n->type.dim[r - 1] = v->dim[r - 1];
+    (void)d;
+    return true;
+}
+
 bool shape_infer_node(Graph *g, Node *n, Diag *d)
 {
     const Node *x = n->n_in > 0 ? input(g, n, 0) : NULL;
@@ -431,6 +460,7 @@ bool shape_infer_node(Graph *g, Node *n, Diag *d)
     case OP_SLICE: ok = infer_slice(g, n, d); break;
     case OP_CONCAT: ok = infer_concat(g, n, d); break;
     case OP_GATHER: ok = infer_gather(g, n, d); break;
+    case OP_ATTENTION: ok = infer_attention(g, n, d); break;
     case OP_COUNT: KILN_BUG("shape_infer_node: OP_COUNT");
     }
     return ok && numel_ok(g, d, n);

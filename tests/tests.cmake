@@ -19,3 +19,13 @@ include(${CMAKE_SOURCE_DIR}/tests/errors/errors.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/reference/reference.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/golden/golden.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/diff/diff.cmake OPTIONAL)
+
+# Under KILN_SANITIZE the model binaries that tests build with `kiln build` are sanitized
+# too (kiln passes $KILN_CFLAGS to the C compiler), and any report fails the test.
+if(KILN_SANITIZE)
+  get_property(kiln_all_tests DIRECTORY ${CMAKE_SOURCE_DIR} PROPERTY TESTS)
+  set_property(TEST ${kiln_all_tests} APPEND PROPERTY ENVIRONMENT
+    "KILN_CFLAGS=-fsanitize=${KILN_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all"
+    "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0"
+    "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+endif()

@@ -4,7 +4,7 @@
 #   KILN_WITH_TORCH=1  also install PyTorch and NumPy (to regenerate reference tensors)
 set -euo pipefail
 
-pkgs=(clang cmake make pkg-config libyaml-dev libcjson-dev libpcre2-dev libutf8proc-dev python3)
+pkgs=(clang cmake make pkg-config libyaml-dev libcjson-dev libpcre2-dev libutf8proc-dev libclang-rt-14-dev python3)
 if [ "${KILN_WITH_TORCH:-0}" = 1 ]; then
   pkgs+=(python3-torch python3-numpy)
 fi

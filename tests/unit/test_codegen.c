@@ -15,6 +15,7 @@
  *              Skipped, with a message, when clang is not installed ($KILN_CC overrides it).
  *
  *   build/tests/test_codegen     prints "test_codegen: N passed, M failed", exit 1 on failure
+ *   KILN_TEST_KEEP=1 ...         keeps the temporary folder with the generated C files
  */
 #include "cg.h"
 
@@ -416,7 +417,9 @@ static void build_embed(void)
     output("quot", node_at(42, OP_DIV, "quot", NULL, 2, ids, den));
     Node ci = {0};
     ci.attr.cast.to = DT_I32;
-    output("back", node(OP_CAST, "back", &ci, 1, node(OP_SCALE, "x2.5", &(Node){.attr.scale.by = 2.5}, 1, fi)));
+    Node half = {0};
+    half.attr.scale.by = 2.5;   // a float: computed in float
+    output("back", node(OP_CAST, "back", &ci, 1, node(OP_SCALE, "x2.5", &half, 1, fi)));
 }
 
 // Batched matmuls: broadcasting batch dims, trans_a, vectors on either side.
@@ -427,7 +430,8 @@ static void build_matmuls(void)
     NodeId at = input("at", DT_F32, "5, 4, 3");      // [.., K, M] for trans_a
     NodeId v = input("v", DT_F32, "4");
     NodeId bt = input("bt", DT_F32, "2, 4");         // [N, K] for trans_b
-    Node ta = matmul_attr(true, false), tab = matmul_attr(true, true), tb = matmul_attr(false, true);
+    Node ta = matmul_attr(true, false), tab = matmul_attr(true, true);
+    Node tb = matmul_attr(false, true);
     output("ab", node(OP_MATMUL, "ab", NULL, 2, a, b));                 // [2, 5, 3, 2]
     output("atb", node(OP_MATMUL, "atb", &ta, 2, at, b));               // [5, 3, 2]
     output("atbt", node(OP_MATMUL, "atbt", &tab, 2, at, bt));           // [5, 3, 2]
@@ -603,15 +607,11 @@ static void test_emit_names(void)
     NodeId x = input("in put", DT_F32, "n, 4");
     NodeId a = node(OP_RELU, "a.b", NULL, 1, x);
     NodeId b = node(OP_TANH, "a_b", NULL, 1, a);
-    NodeId u = node(OP_TANH, "unused", NULL, 1, x);
-    (void)u;
-    NodeId k = constant("k", DT_F32, "4", (const float[]){1, 2, 3, 4});
+    node(OP_TANH, "unused", NULL, 1, x);        // computed, read by nobody (no DCE here)
+    constant("k", DT_F32, "4", (const float[]){1, 2, 3, 4});     // read by nobody: not emitted
     NodeId kk = constant("kk", DT_F32, "4", (const float[]){0.1f, -0.0f, INFINITY, 5e-8f});
     output("y", node(OP_ADD, "y", NULL, 2, b, reshape("kv", kk, "4")));
-    (void)k;
     c = emit("emit.names2", NULL);
-    if (c && getenv("KILN_TEST_DUMP"))
-        fputs(c, stdout);
     if (c) {
         expect_text("emit.names.unique1", c, "static void k_a_b(");
         expect_text("emit.names.unique2", c, "static void k_a_b_2(");
@@ -794,8 +794,8 @@ static const void *find_weight(void *ctx, const char *tensor, const Type *type)
 }
 
 // A formatted string in a small ring of buffers (file names, test ids).
-static const char *cg_fmt_test(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *cg_fmt_test(const char *fmt, ...)
+static const char *tfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *tfmt(const char *fmt, ...)
 {
     static char ring[8][512];
     static int next;
@@ -842,7 +842,7 @@ static void compare(const char *id, const Tensor *want, const void *got, size_t 
         if (isnan(err))
             err = (double)INFINITY;
         if (err > tol && shown++ < 4)
-            printf("%s    %s[%lld] got %.9g, expected %.9g\n", shown == 1 ? cg_fmt_test(
+            printf("%s    %s[%lld] got %.9g, expected %.9g\n", shown == 1 ? tfmt(
                        "FAIL %s:\n", id) : "", id, (long long)i, a, b);
         if (err / (tol / 1e-5) > worst) {
             worst = err / (tol / 1e-5);
@@ -869,6 +869,7 @@ static void compile_case(const char *id)
     if (!c)
         return;
     write_file("model.c", c, strlen(c));
+    write_file(tfmt("%s.c", id), c, strlen(c));     // kept with KILN_TEST_KEEP=1
     write_file("harness.c", harness, strlen(harness));
     free(c);
     int rc = sh("rm -f harness && %s -std=gnu11 -O3 -march=native -fno-math-errno -Wall -Wextra "
@@ -904,7 +905,8 @@ static void run_case(const char *id, const int64_t *sym_val, const int32_t *cons
         t->dtype = nd->type.dtype;
         t->rank = nd->type.rank;
         for (int d = 0; d < t->rank; d++)
-            t->dim[d] = nd->type.dim[d].sym >= 0 ? sym_val[nd->type.dim[d].sym] : nd->type.dim[d].size;
+            t->dim[d] = nd->type.dim[d].sym >= 0 ? sym_val[nd->type.dim[d].sym]
+                                                  : nd->type.dim[d].size;
         int64_t numel = tensor_numel(t);
         size_t bytes = (size_t)numel * dtype_size(t->dtype);
         t->data = xmalloc(bytes + 1);
@@ -914,7 +916,7 @@ static void run_case(const char *id, const int64_t *sym_val, const int32_t *cons
             else
                 ((int32_t *)t->data)[i] = ids && ids[k] ? ids[k][i] : (int32_t)i;
         }
-        write_file(cg_fmt_test("in.%s.bin", nd->name), t->data, bytes);
+        write_file(tfmt("in.%s.bin", nd->name), t->data, bytes);
     }
     Weights w = {.n = 0};
     for (int i = 0; i < g->n_nodes; i++) {
@@ -927,7 +929,7 @@ static void run_case(const char *id, const int64_t *sym_val, const int32_t *cons
             data[j] = rnd();
         w.name[w.n] = nd->attr.weight.tensor;
         w.data[w.n++] = data;
-        write_file(cg_fmt_test("w.%s.bin", nd->attr.weight.tensor), data,
+        write_file(tfmt("w.%s.bin", nd->attr.weight.tensor), data,
                    (size_t)numel * sizeof *data);
     }
 
@@ -948,9 +950,9 @@ static void run_case(const char *id, const int64_t *sym_val, const int32_t *cons
             fail(id, "the interpreter failed");
         } else {
             for (int o = 0; o < g->n_outputs; o++) {
-                const char *oid = cg_fmt_test("%s.%s", id, g->outputs[o].name);
+                const char *oid = tfmt("%s.%s", id, g->outputs[o].name);
                 size_t got_n;
-                char *got = read_file(cg_fmt_test("out.%s.bin", g->outputs[o].name), &got_n);
+                char *got = read_file(tfmt("out.%s.bin", g->outputs[o].name), &got_n);
                 compare(oid, &outs[o], got, got_n);
                 free(got);
                 free(outs[o].data);
@@ -1005,6 +1007,7 @@ static void test_run_embed(void)
         CHECK("emit.tied.once", p && !strstr(p + 1, "{\"wte.weight\""));
         expect_text("emit.tied.pointer", c, "k_logits(b_embed, w_wte, b_logits, seq);");
         expect_text("emit.gather.check", c, "if (id < 0 || id >= 10)");
+        expect_text("emit.div.block", c, "a[i1] / den;\n        }\n    return 0;\n}");
         expect_text("emit.scale.double", c, "(float)(x[i] * 0.1)");
         expect_text("emit.scale.float", c, "x[i] * 2.5f");
         free(c);
@@ -1057,7 +1060,9 @@ int main(void)
         test_run_matmuls();
         char rm[128];
         snprintf(rm, sizeof rm, "rm -rf '%s'", work);
-        if (system(rm) != 0)
+        if (getenv("KILN_TEST_KEEP"))
+            printf("test_codegen: the generated files are in %s\n", work);
+        else if (system(rm) != 0)
             printf("test_codegen: could not remove %s\n", work);
     }
 
