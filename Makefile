@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS  ?= 2
 CMAKE_FLAGS ?= -DCMAKE_C_COMPILER=clang -DKILN_WERROR=ON
 
-.PHONY: all deps build demo test test-sanitize reference clean
+.PHONY: all deps build demo test test-sanitize fuzz reference clean
 
 all: build
 
@@ -29,6 +29,10 @@ test-sanitize: deps
 	@cmake -S . -B $(BUILD)-asan $(CMAKE_FLAGS) -DKILN_SANITIZE=address,undefined >/dev/null
 	@cmake --build $(BUILD)-asan -j $(JOBS)
 	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS)
+
+# Run every libFuzzer harness for FUZZ_SECONDS (default 60) each; prints executions and coverage.
+fuzz: deps
+	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # Regenerate the committed reference tensors with PyTorch (Debian's python3-torch).
 reference:

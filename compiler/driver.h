@@ -36,5 +36,6 @@ int kiln_cmd_emit(const Options *opt);
 int kiln_cmd_inspect(const Options *opt);
 int kiln_cmd_interp(const Options *opt);
 int kiln_cmd_diff(int argc, char **argv);
+int kiln_cmd_tokenize(int argc, char **argv);
 
 #endif

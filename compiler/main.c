@@ -5,6 +5,7 @@
  *   kiln inspect SPEC [-D k=v]... [--after P]  the IR as text after parsing and each pass
  *   kiln interp  SPEC [-D k=v]... --weights W --input N=F ... [--output N=F ...]
  *   kiln diff    A.npy B.npy [--rtol R] [--atol A] [--atol-scale S]
+ *   kiln tokenize --tokenizer PATH (--text T | --file F) [--decode]
  */
 #include "driver.h"
 
@@ -22,6 +23,8 @@ static const char usage[] =
     "                                           run the unoptimized IR with the reference interpreter\n"
     "  kiln diff    A.npy B.npy [--rtol R] [--atol A] [--atol-scale S]\n"
     "                                           compare a tensor with a reference; exit 1 on mismatch\n"
+    "  kiln tokenize --tokenizer PATH (--text T | --file F) [--decode] [--special]\n"
+    "                                           text -> token ids on one line (or ids -> text)\n"
     "\n"
     "options for build, emit, inspect, interp:\n"
     "  -D NAME=VALUE         override spec parameter NAME (e.g. -D n_layer=2)\n"
@@ -85,13 +88,16 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "diff"))
         return kiln_cmd_diff(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenize"))
+        return kiln_cmd_tokenize(argc - 2, argv + 2);
     int (*run)(const Options *) = !strcmp(cmd, "build")     ? kiln_cmd_build
                                   : !strcmp(cmd, "emit")    ? kiln_cmd_emit
                                   : !strcmp(cmd, "inspect") ? kiln_cmd_inspect
                                   : !strcmp(cmd, "interp")  ? kiln_cmd_interp
                                                             : NULL;
     if (!run)
-        return usage_error("unknown command '%s' (commands: build emit inspect interp diff)", cmd);
+        return usage_error("unknown command '%s' (commands: build emit inspect interp diff tokenize)",
+                           cmd);
 
     Options opt = {0};
     opt.command_line = join_args(argc, argv);

@@ -1414,12 +1414,36 @@ static void read_split(Spec *s, const YNode *m, SrcLoc loc)
     }
 }
 
-static const char *const all_ops_hint[] = {
-#define X(name, min_in, max_in, cls, spec) spec,
-#include "ops.def"
-#undef X
-    "split",
-};
+// Can a spec name this op?  Not `input` (that is what `inputs:` declares), nor ops that only
+// passes make (fused ones).
+static bool spec_can_name(int op)
+{
+    if (op == OP_INPUT)
+        return false;
+    switch (op_info[op].cls) {
+    case OPC_SOURCE:
+    case OPC_ELEMWISE:
+    case OPC_CONTRACT:
+    case OPC_REDUCE:
+    case OPC_VIEW:
+    case OPC_LAYOUT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+// "unknown op 'softmx'; did you mean 'softmax'?" over the ops a spec can name and `split`.
+static void unknown_op(Spec *s, const YNode *opv)
+{
+    Closest c = closest_init(opv->str);
+    for (int i = 0; i < OP_COUNT; i++)
+        if (spec_can_name(i))
+            closest_try(&c, op_info[i].name);
+    closest_try(&c, "split");
+    char hint[160];
+    diag_error(s->d, opv->loc, "unknown op '%s'%s", opv->str, closest_hint(&c, hint, sizeof hint));
+}
 
 
 // "matmul takes 2 inputs, found 3" (the wording of graph_add_node, which checks again).
@@ -1455,14 +1479,11 @@ static void read_node(Spec *s, const YNode *m)
     } else if (opv->kind != YN_SCALAR || !opv->str[0]) {
         diag_error(s->d, opv->loc, "'op' must be an op name, found %s",
                    ynode_describe(opv, buf, sizeof buf));
-    } else if ((op = op_lookup(opv->str)) < 0) {
-        char hint[160];
-        diag_error(s->d, opv->loc, "unknown op '%s'%s", opv->str,
-                   closest_word(opv->str, all_ops_hint + 1,
-                                (int)(sizeof all_ops_hint / sizeof all_ops_hint[0]) - 1, hint,
-                                sizeof hint));
-    } else if (op == OP_INPUT) {
+    } else if ((op = op_lookup(opv->str)) == OP_INPUT) {
         diag_error(s->d, opv->loc, "model inputs are declared under 'inputs:', not in the graph");
+        op = -1;
+    } else if (op < 0 || !spec_can_name(op)) {
+        unknown_op(s, opv);
         op = -1;
     }
     const char *valid[8];

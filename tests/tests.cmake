@@ -19,6 +19,13 @@ include(${CMAKE_SOURCE_DIR}/tests/errors/errors.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/reference/reference.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/golden/golden.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/diff/diff.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/badinput/badinput.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake OPTIONAL)
+
+# Command-line tests of kiln subcommands (label `unit`).
+add_test(NAME cli.tokenize COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/tokenize.sh $<TARGET_FILE:kiln>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli.tokenize PROPERTIES LABELS unit)
 
 # Under KILN_SANITIZE the model binaries that tests build with `kiln build` are sanitized
 # too (kiln passes $KILN_CFLAGS to the C compiler), and any report fails the test.

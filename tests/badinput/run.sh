@@ -129,10 +129,17 @@ st_header() {
     printf '%s%*s' "$1" $(( (len + 7) / 8 * 8 - len )) ''
 }
 
-# st FILE ENTRY...: a valid safetensors file, data all zero.  ENTRY is NAME:DTYPE:SHAPE,
-# SHAPE comma-separated ("24,8"; empty for a scalar); offsets follow in the order given.
+# st [-r] [-m] FILE ENTRY...: a valid safetensors file, data all zero.  ENTRY is
+# NAME:DTYPE:SHAPE, SHAPE comma-separated ("24,8"; empty for a scalar); the data follows in
+# the order given.  -r lists the header entries in reverse order (the data stays in order);
+# -m pads the header to an odd length, which leaves every tensor misaligned in the file.
 st() {
-    local file=$1 json='{' off=0 e name dtype shape size d sep=
+    local reverse=0 misalign=0
+    while [ $# -gt 0 ]; do
+        case $1 in -r) reverse=1 ;; -m) misalign=1 ;; *) break ;; esac
+        shift
+    done
+    local file=$1 off=0 e name dtype shape size d entries=() json=
     shift
     for e in "$@"; do
         IFS=: read -r name dtype shape <<<"$e"
@@ -140,13 +147,16 @@ st() {
             F64|I64|U64) size=8 ;; F32|I32|U32) size=4 ;; F16|BF16|I16|U16) size=2 ;; *) size=1 ;;
         esac
         for d in ${shape//,/ }; do size=$((size * d)); done
-        json+="$sep\"$name\":{\"dtype\":\"$dtype\",\"shape\":[$shape],\"data_offsets\":[$off,$((off + size))]}"
+        entries+=("\"$name\":{\"dtype\":\"$dtype\",\"shape\":[$shape],\"data_offsets\":[$off,$((off + size))]}")
         off=$((off + size))
-        sep=,
     done
-    json+='}'
+    local i n=${#entries[@]}
+    for ((i = 0; i < n; i++)); do
+        json+="${json:+,}${entries[reverse ? n - 1 - i : i]}"
+    done
     local hdr
-    hdr=$(st_header "$json")
+    hdr=$(st_header "{$json}")
+    [ $misalign -eq 0 ] || hdr+=" "
     st_raw "$file" "${#hdr}" "$hdr" "$off"
 }
 
@@ -274,6 +284,14 @@ pending() { PENDING=$1; }
 
 check() { run_check stderr "$@"; }
 check_stdout() { run_check stdout "$@"; }
+
+# expect_file FILE: after a control case's check, the output it wrote must be there.
+expect_file() {
+    if [ ! -s "$1" ]; then
+        echo "FAIL $CASE: the command succeeded but wrote no $1"
+        RESULT=fail
+    fi
+}
 
 # A listing of out/ (recursive, with hidden files), for the before/after comparison.
 list_out() { (cd out 2>/dev/null && find . -mindepth 1 | LC_ALL=C sort); }
