@@ -29,7 +29,8 @@ extern char **environ;
 
 // Load the spec and run the pass pipeline (or only parse, for the interpreter).
 // Returns NULL after errors were reported.
-static Graph *compile(const Options *opt, bool run_passes, FILE *dump, const char *dump_after)
+static Graph *compile(const Options *opt, bool run_passes, FILE *dump, const char *dump_after,
+                      bool dot)
 {
     Diag d;
     diag_init(&d);
@@ -47,6 +48,7 @@ static Graph *compile(const Options *opt, bool run_passes, FILE *dump, const cha
         .n_disabled = opt->n_disabled,
         .dump_after = dump_after,
         .dump = dump,
+        .dump_dot = dot,
         .time_passes = opt->time_passes,
     };
     if (!ir_run_pipeline(g, &po, &d)) {
@@ -87,7 +89,13 @@ static int make_temp_beside(const char *path, char *tmp, size_t n)
     snprintf(copy1, sizeof copy1, "%s", path);
     snprintf(copy2, sizeof copy2, "%s", path);
     snprintf(tmp, n, "%s/.%s.tmp.XXXXXX", dirname(copy1), basename(copy2));
-    return mkstemp(tmp);
+    int fd = mkstemp(tmp);
+    if (fd >= 0) {   // mkstemp makes 0600; give the file the mode a plain creat() would
+        mode_t mask = umask(0);
+        umask(mask);
+        fchmod(fd, 0666 & ~mask);
+    }
+    return fd;
 }
 
 // Write the generated C for g to `path` atomically ("-" = stdout).
@@ -185,13 +193,15 @@ int kiln_cmd_build(const Options *opt)
                         "next to the kiln executable; set KILN_RUNTIME_DIR\n");
         return 1;
     }
-    Graph *g = compile(opt, true, NULL, NULL);
+    Graph *g = compile(opt, true, NULL, NULL, false);
     if (!g)
         return 1;
     const char *out = opt->out_path ? opt->out_path : g->model_name;
 
-    // The C file goes beside the output (removed afterwards unless --emit-c names a place).
-    char c_tmp[PATH_MAX + 8], bin_tmp[PATH_MAX];
+    // The C file goes beside the output, or beside --emit-c's path when given, so that a
+    // place that cannot be written fails before the compiler runs; it is removed afterwards
+    // unless --emit-c keeps it.
+    char c_tmp[PATH_MAX + 8], bin_tmp[PATH_MAX], c_keep_tmp[PATH_MAX];
     int fd = make_temp_beside(out, bin_tmp, sizeof bin_tmp);
     if (fd < 0) {
         fprintf(stderr, "kiln: error: cannot write '%s': %s\n", out, strerror(errno));
@@ -199,7 +209,19 @@ int kiln_cmd_build(const Options *opt)
         return 1;
     }
     close(fd);
-    snprintf(c_tmp, sizeof c_tmp, "%s.c", bin_tmp);
+    c_keep_tmp[0] = 0;
+    if (opt->emit_c) {
+        if ((fd = make_temp_beside(opt->emit_c, c_keep_tmp, sizeof c_keep_tmp)) < 0) {
+            fprintf(stderr, "kiln: error: cannot write '%s': %s\n", opt->emit_c, strerror(errno));
+            unlink(bin_tmp);
+            graph_free(g);
+            return 1;
+        }
+        close(fd);
+        snprintf(c_tmp, sizeof c_tmp, "%s.c", c_keep_tmp);
+    } else {
+        snprintf(c_tmp, sizeof c_tmp, "%s.c", bin_tmp);
+    }
     int status = 1;
     if (write_c(g, opt, c_tmp)) {
         char inc_flag[PATH_MAX + 4];
@@ -225,23 +247,28 @@ int kiln_cmd_build(const Options *opt)
         argv[n] = NULL;
         int rc = run_command(argv, opt->verbose);
         free(extra);
-        if (rc != 0) {
+        if (rc < 0) {
+            // run_command said why the compiler could not start; not a kiln bug.
+        } else if (rc != 0) {
             fprintf(stderr, "kiln: error: the C compiler failed (exit %d) on the generated code; "
                             "this is a bug in kiln (keep the C with --emit-c FILE to inspect)\n", rc);
+        } else if (opt->emit_c && rename(c_tmp, opt->emit_c) != 0) {
+            // The C first: a failure here leaves neither file written.
+            fprintf(stderr, "kiln: error: cannot write '%s': %s\n", opt->emit_c, strerror(errno));
         } else if (rename(bin_tmp, out) != 0) {
             fprintf(stderr, "kiln: error: cannot write '%s': %s\n", out, strerror(errno));
+            if (opt->emit_c)
+                unlink(opt->emit_c);
         } else {
             status = 0;
             fprintf(stderr, "kiln: built %s from %s (arena %.1f KiB in %d buffers)\n", out,
                     opt->spec_path, (double)g->arena_bytes / 1024.0, g->n_buffers);
         }
     }
-    if (status == 0 && opt->emit_c && rename(c_tmp, opt->emit_c) != 0) {
-        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", opt->emit_c, strerror(errno));
-        status = 1;
-    }
     unlink(c_tmp);
     unlink(bin_tmp);
+    if (c_keep_tmp[0])
+        unlink(c_keep_tmp);
     graph_free(g);
     return status;
 }
@@ -254,7 +281,7 @@ int kiln_cmd_emit(const Options *opt)
 {
     if (!check_pass_names(opt))
         return 2;
-    Graph *g = compile(opt, true, NULL, NULL);
+    Graph *g = compile(opt, true, NULL, NULL, false);
     if (!g)
         return 1;
     char def[PATH_MAX];
@@ -268,7 +295,9 @@ int kiln_cmd_inspect(const Options *opt)
 {
     if (!check_pass_names(opt))
         return 2;
-    const char *after = opt->after ? opt->after : "all";
+    bool graph = opt->dot || opt->svg;
+    // Text: after parsing and every pass.  A graph: one picture, of the final IR by default.
+    const char *after = opt->after ? opt->after : graph ? ir_passes[ir_n_passes - 1].name : "all";
     if (strcmp(after, "all") != 0 && strcmp(after, "parse") != 0 && !pipeline_has_pass(after)) {
         fprintf(stderr, "kiln: error: --after: no pass named '%s' (use parse, all, or one of:",
                 after);
@@ -277,11 +306,47 @@ int kiln_cmd_inspect(const Options *opt)
         fprintf(stderr, ")\n");
         return 2;
     }
-    Graph *g = compile(opt, true, stdout, after);
-    if (!g)
+    if (graph && strcmp(after, "all") == 0) {
+        fprintf(stderr, "kiln: error: --dot/--svg draw one graph: --after wants one pass\n");
+        return 2;
+    }
+    if (!opt->svg) {
+        Graph *g = compile(opt, true, stdout, after, opt->dot);
+        if (!g)
+            return 1;
+        graph_free(g);
+        return 0;
+    }
+    // --svg FILE: DOT into a temporary file, Graphviz renders it beside FILE, then rename.
+    char dot_tmp[PATH_MAX], svg_tmp[PATH_MAX];
+    int fd = make_temp_beside(opt->svg, svg_tmp, sizeof svg_tmp);
+    if (fd < 0) {
+        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", opt->svg, strerror(errno));
         return 1;
+    }
+    close(fd);
+    snprintf(dot_tmp, sizeof dot_tmp, "%s", svg_tmp);
+    strncat(dot_tmp, ".dot", sizeof dot_tmp - strlen(dot_tmp) - 1);
+    FILE *f = fopen(dot_tmp, "w");
+    Graph *g = f ? compile(opt, true, f, after, true) : NULL;
+    int status = 1;
+    if (f && fclose(f) == 0 && g) {
+        char *argv[] = {"dot", "-Tsvg", "-o", svg_tmp, dot_tmp, NULL};
+        int rc = run_command(argv, opt->verbose);
+        if (rc < 0)
+            fprintf(stderr, "kiln: error: --svg needs Graphviz's 'dot' (Debian: apt-get install "
+                            "graphviz); --dot prints the DOT text instead\n");
+        else if (rc != 0)
+            fprintf(stderr, "kiln: error: dot failed (exit %d)\n", rc);
+        else if (rename(svg_tmp, opt->svg) != 0)
+            fprintf(stderr, "kiln: error: cannot write '%s': %s\n", opt->svg, strerror(errno));
+        else
+            status = 0;
+    }
     graph_free(g);
-    return 0;
+    unlink(dot_tmp);
+    unlink(svg_tmp);
+    return status;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -343,7 +408,7 @@ int kiln_cmd_interp(const Options *opt)
         fprintf(stderr, "kiln: error: interp needs --weights FILE\n");
         return 2;
     }
-    Graph *g = compile(opt, false, NULL, NULL);
+    Graph *g = compile(opt, false, NULL, NULL, false);
     if (!g)
         return 1;
     int status = 1;
@@ -351,6 +416,7 @@ int kiln_cmd_interp(const Options *opt)
     WeightCtx wc = {.g = g, .path = opt->weights};
     Tensor *ins = xcalloc((size_t)g->n_inputs + 1, sizeof *ins);
     Tensor *outs = xcalloc((size_t)g->n_outputs + 1, sizeof *outs);
+    char **tmp = NULL;      // [n_io_outputs] temporaries of the outputs being written
     bool st_open = false;
     if (kiln_st_open(&wc.st, opt->weights, err, sizeof err) != 0) {
         fprintf(stderr, "kiln: error: %s\n", err);
@@ -363,6 +429,7 @@ int kiln_cmd_interp(const Options *opt)
         const char *path;
         if (!split_assign(opt->io_inputs[i], name, sizeof name, &path)) {
             fprintf(stderr, "kiln: error: --input wants NAME=FILE.npy, found '%s'\n", opt->io_inputs[i]);
+            status = 2;
             goto done;
         }
         int k = -1;
@@ -371,10 +438,12 @@ int kiln_cmd_interp(const Options *opt)
                 k = j;
         if (k < 0) {
             fprintf(stderr, "kiln: error: the model has no input '%s'\n", name);
+            status = 2;
             goto done;
         }
         if (ins[k].data) {
             fprintf(stderr, "kiln: error: input '%s' given twice\n", name);
+            status = 2;
             goto done;
         }
         kiln_npy a;
@@ -413,6 +482,7 @@ int kiln_cmd_interp(const Options *opt)
     for (int j = 0; j < g->n_inputs; j++)
         if (!ins[j].data) {
             fprintf(stderr, "kiln: error: missing --input %s=FILE.npy\n", g->nodes[g->inputs[j]].name);
+            status = 2;
             goto done;
         }
     for (int i = 0; i < opt->n_io_outputs; i++) {
@@ -424,26 +494,54 @@ int kiln_cmd_interp(const Options *opt)
                 known |= strcmp(g->outputs[j].name, name) == 0;
         if (!known) {
             fprintf(stderr, "kiln: error: --output '%s' names no model output\n", opt->io_outputs[i]);
+            status = 2;
             goto done;
         }
     }
     InterpEnv env = {.inputs = ins, .weight = lookup_weight, .weight_ctx = &wc};
     if (!ir_interpret(g, &env, outs, stderr))
         goto done;
+    // Outputs all or nothing, as the model binary writes them: each to a temporary beside
+    // its path, then all renamed into place; on a failure the temporaries are removed.
     status = 0;
+    tmp = xcalloc((size_t)opt->n_io_outputs + 1, sizeof *tmp);
+    for (int i = 0; i < opt->n_io_outputs && status == 0; i++) {
+        char name[256];
+        const char *path;
+        struct stat sb;
+        split_assign(opt->io_outputs[i], name, sizeof name, &path);
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "kiln: error: output '%s': %s: is a directory\n", name, path);
+            status = 1;
+        }
+    }
     for (int i = 0; i < opt->n_io_outputs && status == 0; i++) {
         char name[256];
         const char *path;
         split_assign(opt->io_outputs[i], name, sizeof name, &path);
-        for (int j = 0; j < g->n_outputs; j++) {
-            if (strcmp(g->outputs[j].name, name) != 0)
+        for (int j = 0; j < g->n_outputs && status == 0; j++) {
+            if (strcmp(g->outputs[j].name, name) != 0 || tmp[i])
                 continue;
             const Tensor *t = &outs[j];
             kiln_dtype dt = t->dtype == DT_F32 ? KILN_F32 : t->dtype == DT_I32 ? KILN_I32 : KILN_I64;
-            if (kiln_npy_write(path, dt, t->rank, t->dim, t->data, err, sizeof err) != 0) {
-                fprintf(stderr, "kiln: error: %s\n", err);
+            if (kiln_npy_write_tmp(path, dt, t->rank, t->dim, t->data, &tmp[i], err,
+                                   sizeof err) != 0) {
+                fprintf(stderr, "kiln: error: output '%s': %s\n", name, err);
                 status = 1;
             }
+        }
+    }
+    for (int i = 0; i < opt->n_io_outputs && status == 0; i++) {
+        char name[256];
+        const char *path;
+        split_assign(opt->io_outputs[i], name, sizeof name, &path);
+        if (tmp[i] && rename(tmp[i], path) != 0) {
+            fprintf(stderr, "kiln: error: output '%s': %s: cannot rename the temporary file "
+                            "into place: %s\n", name, path, strerror(errno));
+            status = 1;
+        } else {
+            free(tmp[i]);
+            tmp[i] = NULL;
         }
     }
     if (opt->n_io_outputs == 0)
@@ -455,6 +553,12 @@ int kiln_cmd_interp(const Options *opt)
             printf("]\n");
         }
 done:
+    for (int i = 0; tmp && i < opt->n_io_outputs; i++) {
+        if (tmp[i])
+            unlink(tmp[i]);
+        free(tmp[i]);
+    }
+    free(tmp);
     for (int j = 0; j < g->n_inputs; j++)
         free(ins[j].data);
     for (int j = 0; j < g->n_outputs; j++)

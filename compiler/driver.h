@@ -20,6 +20,8 @@ typedef struct {
     const char *cflags;         // --cflags "...", extra flags for the C compiler
     const char *emit_c;         // build: also keep the generated C here
     const char *after;          // inspect --after PASS
+    bool dot;                   // inspect --dot: Graphviz DOT instead of text
+    const char *svg;            // inspect --svg FILE: render the DOT with Graphviz
     bool time_passes;
     bool verbose;               // print the compiler command
     const char *command_line;   // as typed, for the generated file's header comment

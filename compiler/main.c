@@ -31,6 +31,8 @@ static const char usage[] =
     "  --disable-pass NAME   skip an optional pass (see the list below); repeatable\n"
     "  --time-passes         print the time each pass took\n"
     "  --after PASS          inspect: print only after PASS ('parse', a pass name, or 'all')\n"
+    "  --dot                 inspect: Graphviz DOT of the graph (after the last pass, or --after)\n"
+    "  --svg FILE            inspect: render that graph to FILE with Graphviz's dot\n"
     "  -o PATH               output path\n"
     "  --emit-c FILE         build: also keep the generated C as FILE\n"
     "  --cc CC               build: C compiler (default clang)\n"
@@ -144,6 +146,11 @@ int main(int argc, char **argv)
             VEC_PUSH(opt.disabled, opt.n_disabled, opt.cap_disabled, v);
         } else if (!strcmp(a, "--time-passes")) {
             opt.time_passes = true;
+        } else if (!strcmp(a, "--dot")) {
+            opt.dot = true;
+        } else if (!strcmp(key, "--svg")) {
+            if (!(opt.svg = VALUE()))
+                goto out;
         } else if (!strcmp(key, "--after")) {
             if (!(opt.after = VALUE()))
                 goto out;
@@ -194,8 +201,8 @@ int main(int argc, char **argv)
                     "binary), not to '%s'", cmd);
         goto out;
     }
-    if (run != kiln_cmd_inspect && opt.after) {
-        usage_error("--after belongs to 'kiln inspect', not to '%s'", cmd);
+    if (run != kiln_cmd_inspect && (opt.after || opt.dot || opt.svg)) {
+        usage_error("--after/--dot/--svg belong to 'kiln inspect', not to '%s'", cmd);
         goto out;
     }
     if (run != kiln_cmd_build && (opt.cc || opt.cflags || opt.emit_c)) {

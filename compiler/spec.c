@@ -49,6 +49,7 @@ typedef struct Scope Scope;
 struct Scope {
     Scope *up;
     const char *prefix;     // "" at the top, "h.3." in iteration 3 of repeat h
+    const char *block;      // Node.block of nodes made here: "h.3" (graph arena); NULL at the top
     // repeat iteration only
     const char *repeat;     // the repeat's name as written ("h")
     SrcLoc repeat_loc;      // of its `repeat:` value
@@ -248,6 +249,10 @@ static Look lookup_value(Spec *s, const char *name, NodeId *id)
 // Report an unknown value name at `loc`, suggesting the closest name visible here.
 static void unknown_value(Spec *s, SrcLoc loc, const char *name, const char *what)
 {
+    if (s->d == &s->mute) {     // a repeat of a reported error: skip the search for a hint
+        diag_error(s->d, loc, "%s '%s'", what, name);
+        return;
+    }
     Closest c = closest_init(name);
     for (int i = 0; i < s->names.cap; i++) {
         const char *key = s->names.slots[i].key;
@@ -276,6 +281,13 @@ static bool define_name(Spec *s, const char *full, NodeId id, SrcLoc loc)
     }
     table_put(s, full, id, loc);
     return true;
+}
+
+// Mark a node just made as written in the current repeat iteration (for dumps and dot).
+static void tag_block(Spec *s, NodeId id)
+{
+    if (id >= 0)
+        graph_node(s->g, id)->block = s->scope->block;
 }
 
 /* =======================================================================================
@@ -1408,6 +1420,7 @@ static void read_split(Spec *s, const YNode *m, SrcLoc loc)
             attr.attr.slice.end = start + sizes[i];
             start += sizes[i];
             id = graph_add_node(g, s->d, OP_SLICE, full[i], loc, in, 1, &attr);
+            tag_block(s, id);
             ok = id >= 0;
         }
         table_put(s, full[i], id, full_loc[i]);
@@ -1514,6 +1527,7 @@ static void read_node(Spec *s, const YNode *m)
         if (op_info[op].cls == OPC_SOURCE) {
             if (ok)
                 id = build_source(s, m, op, full, loc);
+            tag_block(s, id);
         } else {
             const YNode *inl = get_key(m, "in", valid, n_valid);
             NodeId in[KILN_MAX_IN];
@@ -1530,6 +1544,7 @@ static void read_node(Spec *s, const YNode *m)
             }
             if (ok)
                 id = build_op(s, m, (OpKind)op, full, loc, in, n_in);
+            tag_block(s, id);
         }
     }
     if (full)
@@ -1662,6 +1677,7 @@ static void read_repeat(Spec *s, const YNode *m)
         Scope sc = {
             .up = s->scope,
             .prefix = arena_sprintf(&s->tmp, "%s%s.%d.", s->scope->prefix, name, it),
+            .block = arena_sprintf(&s->g->arena, "%s%s.%d", s->scope->prefix, name, it),
             .repeat = name, .repeat_loc = loc, .iter = it, .index = index,
             .carry = carry, .carry_id = carry_id, .carry_loc = carry_loc,
         };

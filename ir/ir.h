@@ -156,6 +156,15 @@ typedef struct EpiOp {
     bool tanh;              // OP_GELU: tanh approximation
 } EpiOp;
 
+// Tile: how the code generator blocks a matmul, chosen by the tile pass (ir/tile.c) from the
+// target's ISA and cache sizes.  All zero (mr == 0): not tiled, plain loops.
+typedef struct {
+    int mr, nr;             // register block: rows of a x columns of b per microkernel call
+    int64_t kc;             // k block: the b panel slice kc x nr a call streams (L1/L2)
+    int64_t mc;             // row block: rows of a packed together, kc x mc floats (L2)
+    bool pack_b;            // b is a weight: packed once at load into nr-column panels
+} Tile;
+
 // Origin: a spec node that a (possibly fused) IR node implements.  Copied by value, so it
 // survives the removal of the node it describes.
 typedef struct {
@@ -169,6 +178,7 @@ typedef struct Node {
     NodeId id;              // index in Graph.nodes (topological order)
     const char *name;       // spec name ("h.0.attn.qk") or a derived one; unique in the graph
     SrcLoc loc;             // spec place of the op
+    const char *block;      // repeat iteration the node was written in ("h.3"), or NULL
     NodeId in[KILN_MAX_IN];
     int n_in;
     Type type;              // of the one value the node produces
@@ -198,6 +208,7 @@ typedef struct Node {
     int n_epi;
     int64_t offset;         // plan-memory: byte offset of the value in the arena; -1 when it
                             // lives elsewhere (weights, inputs, constants, views of another)
+    Tile tile;              // tile pass: the blocking of an OP_MATMUL (zero: not tiled)
 } Node;
 
 // Param: a spec parameter with its final value (after -D overrides), for headers and dumps.
@@ -213,6 +224,18 @@ typedef struct {
     NodeId node;
     SrcLoc loc;
 } Output;
+
+// Isa: the vector instruction set generated code is written for (kiln --isa).
+typedef enum { ISA_SCALAR, ISA_AVX2, ISA_AVX512, ISA_NEON } Isa;
+
+// Target: the machine the generated code is for.  The driver fills it before the passes run
+// (--isa; cache sizes from the host's sysfs when --isa is auto, else defaults), and the tile
+// pass reads it.  Zero bytes mean "unknown": the tile pass uses its defaults.
+typedef struct {
+    Isa isa;
+    int64_t l1d, l2, l3;    // data cache bytes per core (l3: of the whole cache)
+    bool host;              // the caches were read from this machine
+} Target;
 
 typedef struct Graph {
     Arena arena;            // owns names, attribute data and everything else of the graph
@@ -232,9 +255,19 @@ typedef struct Graph {
     int n_weight_prefixes, cap_weight_prefixes;
     int64_t arena_bytes;    // plan-memory: arena size with every symbolic dim at its bound
     int n_buffers;          // plan-memory: distinct arena buffers after reuse
+    Target target;          // what the code is generated for (tile pass, code generator)
     const char **passes_run;        // names of the passes that ran, for headers
     int n_passes_run, cap_passes_run;
+    struct Note *notes;     // what the last pass left undone and why (ir_note), in order;
+    int n_notes;            // arena-owned; the pipeline clears them before each pass
 } Graph;
+
+// Note: one remark of a pass, e.g. "not fused: softmax 'h.0.attn.probs' has 2 readers".
+// ir_print lists them after the graph, so `kiln inspect --after PASS` shows them.
+typedef struct Note {
+    const char *text;
+    struct Note *next;
+} Note;
 
 Graph *graph_new(const char *spec_path);
 void graph_free(Graph *g);
@@ -278,6 +311,12 @@ void ir_verify(const Graph *g, const char *after_pass);
  */
 //   %12 = matmul %10, %11 {trans_b} : f32[batch, seq, 768]   h.0.attn.qk  @gpt2.yaml:58
 void ir_print(const Graph *g, FILE *out);
+
+/* ---------------------------------------------------------------------------------------
+ * dot.c: the graph as Graphviz DOT (clusters per repeated block, fused kernels as boxes
+ * around the nodes they absorbed, shapes on the edges, spec line on every node)
+ */
+void ir_print_dot(const Graph *g, FILE *out);
 
 /* ---------------------------------------------------------------------------------------
  * interp.c: the reference interpreter (plain loops over the unoptimized semantics)
@@ -334,12 +373,15 @@ typedef struct {
     int n_disabled;
     const char *dump_after; // NULL: no dump; "all": after parse and every pass; or a pass name
     FILE *dump;             // where dumps go
+    bool dump_dot;          // dump as Graphviz DOT (ir_print_dot) instead of text
     bool time_passes;
 } PipelineOptions;
 
 // Run every enabled pass in order, verifying after each.  Returns false on a user error.
 bool ir_run_pipeline(Graph *g, const PipelineOptions *opt, Diag *d);
 bool pipeline_has_pass(const char *name);
+// Append a note of the running pass to g->notes (printed by ir_print after the graph).
+void ir_note(Graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // Dead-code elimination: drop nodes no output depends on (unused weights included).
 // Requires: nothing.  Preserves: order, names, locations.  Invalidates: node ids (compacts).
@@ -348,6 +390,55 @@ bool ir_eliminate_dead_code(Graph *g);
 // Constant folding: evaluate nodes whose inputs are all static-shape constants.
 // Requires: shapes inferred.  Preserves: names, locations (the folded node keeps its own).
 bool ir_fold_constants(Graph *g);
+
+// Attention fusion: replace each chain
+//   matmul(Q, K^T) -> [scale | mul or div by a scalar constant] -> [causal_mask] and/or
+//   [add(., M)] in either order -> softmax -> matmul(., V)
+// by one OP_ATTENTION(Q, K, V[, M]) node {scale, causal}, when every intermediate has one
+// reader and is not an output, and Q, K, V have identical leading dims.  The node takes the
+// final matmul's name and slot, the first matmul's SrcLoc, and every chain node in origins.
+// Near-misses get an ir_note saying which condition failed.
+// Requires: shapes inferred; runs before fuse-elementwise.  Preserves: names and locations of
+// the nodes it does not touch.  Invalidates: node ids (compacts).
+bool ir_fuse_attention(Graph *g);
+
+// Element-wise fusion (ir/fuse_elementwise.c; docs/passes.md): merge each element-wise node
+// E (add sub mul div scale relu tanh gelu, f32) into the node P that produces its input, as
+// one more EpiOp of P's epilogue, when P can carry epilogues (ir_epi_anchor), P is read by
+// E only and is not an output, E's type is P's, and E's other operand (binary ops) is an
+// ir_epi_form the kernels index and is computed before P (or is a source, moved up).  P
+// keeps its name, id and place; E's origin joins P's, E's operand joins P's in[], E's readers
+// read P.  Chains fuse one link at a time (matmul -> add bias -> gelu).  Each candidate it
+// skips gets an ir_note saying why.
+// Requires:    shapes inferred; after fuse-attention (whose patterns it would hide).
+// Preserves:   the value of every output; names, SrcLocs and origins (E's move to P).
+// Invalidates: node ids (compacts; a source operand may move up to before its new reader).
+bool ir_fuse_elementwise(Graph *g);
+
+// How an epilogue operand of type `x` indexes into a node's result of type `out`:
+typedef enum {
+    EPI_SAME,       // the same elements in the same order: x[row * N + col]
+    EPI_ROW,        // a vector along the last axis ([N] or [1, .., N]): x[col]
+    EPI_SCALAR,     // one element ([] or [1, .., 1]): x[0]
+    EPI_OTHER,      // any other broadcast: not fused
+} EpiForm;
+EpiForm ir_epi_form(const Type *x, const Type *out);
+// Whether nodes of op `op` have kernels that apply an epilogue before they store.
+bool ir_epi_anchor(OpKind op);
+// Inputs of the op itself: in[0 .. ir_op_inputs(n)); the epilogue operands follow.
+int ir_op_inputs(const Node *n);
+
+// Tiling (ir/tile.c): give every f32 matmul with a matrix b its register block (mr x nr,
+// from the ISA's vector registers) and cache blocks (kc, mc, from g->target's L1/L2 sizes,
+// or defaults), and mark matmuls whose b is a weight as packed at load.  No auto-tuning:
+// the same graph and target give the same tiles.  Without it, matmuls are plain loops.
+// Requires: shapes inferred; after the fusion passes.  Preserves: everything but Node.tile.
+bool ir_tile(Graph *g);
+const char *isa_name(Isa isa);          // "scalar", "avx2", "avx512", "neon"
+bool isa_parse(const char *s, Isa *out);
+// The register block of the ISA's microkernel: rows x columns, columns in whole vectors.
+void isa_register_block(Isa isa, int *mr, int *nr);
+int isa_lanes(Isa isa);                 // floats per vector: 1, 8, 16, 4
 
 // Memory planning: give every value computed in the forward pass an arena offset, reusing
 // the space of values whose last reader has run (first fit, sizes at the symbolic bounds).

@@ -7,6 +7,7 @@
  */
 #include "ir.h"
 
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
@@ -15,10 +16,35 @@ const Pass ir_passes[] = {
      "evaluate nodes whose inputs are all constants at compile time"},
     {"eliminate-dead-code", ir_eliminate_dead_code, false,
      "drop nodes (and weights) that no output depends on"},
+    {"fuse-attention", ir_fuse_attention, false,
+     "replace q k^T -> scale -> masks -> softmax -> @ v chains by one fused_attention node"},
+    {"fuse-elementwise", ir_fuse_elementwise, false,
+     "merge element-wise ops (bias, activation, residual) into the kernel before them"},
+    {"tile", ir_tile, false,
+     "choose each matmul's register and cache blocking for the target ISA (packed panels)"},
     {"plan-memory", ir_plan_memory, true,
      "give every activation an arena offset, reusing space after its last reader"},
 };
 const int ir_n_passes = (int)(sizeof ir_passes / sizeof ir_passes[0]);
+
+void ir_note(Graph *g, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *text = arena_alloc(&g->arena, (size_t)len + 1);
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    Note *note = arena_alloc(&g->arena, sizeof *note);
+    note->text = text;
+    Note **tail = &g->notes;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = note;
+    g->n_notes++;
+}
 
 bool pipeline_has_pass(const char *name)
 {
@@ -49,14 +75,24 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+static void dump(const Graph *g, const PipelineOptions *opt, const char *after, bool changed)
+{
+    if (opt->dump_dot) {
+        fprintf(opt->dump, "// after %s\n", after);
+        ir_print_dot(g, opt->dump);
+        return;
+    }
+    fprintf(opt->dump, "// after %s%s\n", after, changed ? "" : " (unchanged)");
+    ir_print(g, opt->dump);
+}
+
 bool ir_run_pipeline(Graph *g, const PipelineOptions *opt, Diag *d)
 {
     ir_verify(g, NULL);
     if (!ir_infer_shapes(g, d))
         return false;
     if (wants_dump(opt, "parse")) {
-        fprintf(opt->dump, "// after parse\n");
-        ir_print(g, opt->dump);
+        dump(g, opt, "parse", true);
     }
     for (int i = 0; i < ir_n_passes; i++) {
         const Pass *p = &ir_passes[i];
@@ -65,6 +101,8 @@ bool ir_run_pipeline(Graph *g, const PipelineOptions *opt, Diag *d)
                 fprintf(opt->dump, "// after %s (disabled)\n", p->name);
             continue;
         }
+        g->notes = NULL;        // the dump after this pass shows this pass's notes only
+        g->n_notes = 0;
         double t0 = now_ms();
         bool changed = p->run(g);
         double t1 = now_ms();
@@ -76,8 +114,7 @@ bool ir_run_pipeline(Graph *g, const PipelineOptions *opt, Diag *d)
             fprintf(stderr, "kiln: pass %-22s %8.3f ms%s\n", p->name, t1 - t0,
                     changed ? "" : "  (unchanged)");
         if (wants_dump(opt, p->name)) {
-            fprintf(opt->dump, "// after %s%s\n", p->name, changed ? "" : " (unchanged)");
-            ir_print(g, opt->dump);
+            dump(g, opt, p->name, changed);
         }
     }
     return diag_count(d) == 0;

@@ -25,7 +25,9 @@ include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake OPTIONAL)
 # Command-line tests of kiln subcommands (label `unit`).
 add_test(NAME cli.tokenize COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/tokenize.sh $<TARGET_FILE:kiln>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-set_tests_properties(cli.tokenize PROPERTIES LABELS unit)
+add_test(NAME cli.inspect COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/inspect.sh $<TARGET_FILE:kiln>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli.tokenize cli.inspect PROPERTIES LABELS unit)
 
 # Under KILN_SANITIZE the model binaries that tests build with `kiln build` are sanitized
 # too (kiln passes $KILN_CFLAGS to the C compiler), and any report fails the test.

@@ -33,6 +33,9 @@ fail=0
 if [ "$rc" -eq 0 ]; then
     echo "FAIL errors.$name: kiln emit succeeded (exit 0), expected an error"
     fail=1
+elif [ "$rc" -eq 126 ] || [ "$rc" -eq 127 ]; then
+    echo "FAIL errors.$name: could not run $kiln (exit $rc)"
+    fail=1
 elif [ "$rc" -ge 124 ]; then
     echo "FAIL errors.$name: kiln emit crashed or was killed (exit $rc)"
     fail=1
