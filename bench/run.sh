@@ -2,7 +2,7 @@
 # bench/run.sh: `make bench`, kiln's benchmark against PyTorch and ONNX Runtime.
 #
 #   bash bench/run.sh                     full sizes: BERT-base seq 128 and 512, GPT-2 small
-#   BENCH_QUICK=1 bash bench/run.sh       2 layers, width 128: a smoke run in about a minute
+#   BENCH_QUICK=1 bash bench/run.sh       2 layers, width 128: a smoke run in a minute or two
 #
 # A benchmark, not a test: it measures and reports (bench/results/<date>.json and .svg;
 # docs/bench.md explains every figure) and fails only when the harness cannot run.  It needs
@@ -15,7 +15,6 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/.."
-THREADS=${BENCH_THREADS:-2}
 mkdir -p bench/work
 
 # ONNX Runtime, at the version bench/package-lock.json pins.  Its install script would fetch

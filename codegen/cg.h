@@ -11,8 +11,11 @@
  *   emit.c                 naming, the file layout, kernel signatures, forward(), kiln_model
  *   kernels_elementwise.c  add sub mul div scale relu tanh gelu cast causal_mask arange
  *   kernels_reduce.c       softmax layer_norm (row-wise)
- *   kernels_matmul.c       matmul
+ *   kernels_matmul.c       matmul: plain loops, or packed panels and a microkernel (tiled)
+ *   isa_prelude.c          the vector vocabulary (V_LOAD, V_FMA, ...) of the target ISA
  *   kernels_layout.c       transpose slice concat gather
+ *   kernels_attention.c    fused_attention (made by fuse-attention)
+ *   epilogue.c             element-wise epilogues that kernels apply before storing
  */
 #ifndef KILN_CG_H
 #define KILN_CG_H
@@ -102,6 +105,11 @@ typedef struct Cg {
     Arena tmp;                  // strings of this call, dropped at its end
     const char **sym_var;       // [g->n_syms] C name of each symbolic dim's run-time value
     uint32_t *sym_used;         // where cg_mono() records the syms it printed (a bit each)
+    Isa isa;                    // the vector ISA of the file: g->target.isa, or CgOptions.isa
+    struct CgPack *packs;       // weights packed at load (cg_pack_plan), in graph order
+    int n_packs;
+    int *pack_of;               // [g->n_nodes] index into packs of a matmul's b, or -1
+    int64_t packed_bytes;       // all packs, each 64-byte aligned
 } Cg;
 
 // Kernel: one kernel function being written.  emit.c sets it up, the op's writer fills body;
@@ -115,6 +123,12 @@ typedef struct {
     Buf body;                       // the statements inside the braces, indent 1
     uint32_t syms;                  // symbolic dims the body refers to
     bool can_fail;                  // returns int (0 or kiln_fail's 1) and takes kiln_run *r
+    bool needs_run;                 // takes kiln_run *r (for kiln_parallel_for) without failing
+    const char *name;               // the kernel function's name ("k_h_0_mlp_fc")
+    Buf helpers;                    // functions of its own, written before its comment
+    Buf notes;                      // more comment lines, each " *   ...\n" (tiling chosen)
+    int epi_applied;                // cg_epilogue_apply* calls (emit.c checks a node with an
+                                    // epilogue got one: never dropped silently)
 } Kernel;
 
 // A formatted string that lives until the end of the call.
@@ -135,7 +149,7 @@ void cg_strides(const Type *t, Mono *st);
 // neighbours that every operand walks contiguously, so a plain elementwise op becomes one
 // loop and a bias add two.
 #define CG_MAX_LOOPS KILN_MAX_RANK
-#define CG_MAX_OPS 4
+#define CG_MAX_OPS (1 + KILN_MAX_IN)     // the output and every input (epilogue operands too)
 typedef struct {
     int n_loops;
     Mono size[CG_MAX_LOOPS];
@@ -155,6 +169,38 @@ void cg_nest_open(Kernel *k, const Nest *nest, const char **index, bool brace);
 void cg_nest_close(Kernel *k, const Nest *nest, bool brace);
 
 /* ---------------------------------------------------------------------------------------
+ * isa_prelude.c and kernels_matmul.c: the code every file shares before its kernels
+ */
+
+// "avx512 (AVX-512F + AVX-512VL, FMA), 16 floats per vector", for comments.
+const char *cg_isa_description(Isa isa);
+// The vector vocabulary of cg->isa (VL, V_T, V_LOAD, V_FMA, ...), then, when some matmul is
+// tiled, the GEMM code they share (cg_emit_gemm_support).  Written after the #include.
+void cg_emit_prelude(Cg *cg, Buf *b);
+void cg_emit_gemm_support(Cg *cg, Buf *b);
+
+// CgPack: a weight that tiled matmuls read in panels, packed once at load by the generated
+// prepare() into r->packed: ceil(N / nr) panels of [K][nr] floats, the last zero-padded.
+typedef struct CgPack {
+    NodeId weight;          // the OP_WEIGHT node (a matmul's b, through any reshape view)
+    bool trans;             // the weight is stored [N, K] (the matmul has trans_b)
+    int nr;                 // panel width
+    int64_t K, N;
+    int64_t offset, bytes;  // place in r->packed
+    const char *var;        // forward()'s pointer to it ("pk_..."), named by emit.c
+} CgPack;
+
+// Plan the packs of g's tiled matmuls (one per distinct weight and layout) into cg->packs,
+// cg->pack_of and cg->packed_bytes.  Called once before any kernel is written.
+void cg_pack_plan(Cg *cg);
+void cg_pack_free(Cg *cg);
+// The pack node n's input i reads (forward() passes CgPack.var for it), or NULL.
+const CgPack *cg_pack_of(const Cg *cg, const Node *n, int i);
+// prepare(kiln_run *r), which packs every weight of cg->packs; weight_index[id] is the index
+// in r->weights (model_weights) of weight node id.  Writes nothing when there are no packs.
+void cg_emit_prepare(Cg *cg, Buf *b, const int *weight_index);
+
+/* ---------------------------------------------------------------------------------------
  * kernels_*.c: one writer per op family.  Each appends the body of k's function to k->body
  * (indent 1) and returns false after cg_unsupported() if it cannot lower the node.
  */
@@ -168,5 +214,55 @@ bool cg_kernel_transpose(Kernel *k);
 bool cg_kernel_slice(Kernel *k);
 bool cg_kernel_concat(Kernel *k);
 bool cg_kernel_gather(Kernel *k);
+bool cg_kernel_attention(Kernel *k);       // ATTENTION (kernels_attention.c)
+
+// The C expression of an f32 element-wise op (ADD SUB MUL DIV SCALE RELU TANH GELU) on element
+// expressions a (and b for binary ops), exactly as its standalone kernel computes it; by is
+// SCALE's factor, tanh GELU's form.  Epilogues use it too, so fused and unfused agree.
+const char *cg_f32_expr(Cg *cg, OpKind op, double by, bool tanh, const char *a, const char *b);
+
+/* ---------------------------------------------------------------------------------------
+ * epilogue.c: fused element-wise epilogues (Node.epi, made by fuse-elementwise)
+ *
+ * A kernel whose node carries an epilogue applies it to each result element in a register
+ * before it stores it.  A kernel writer calls, where it stores element `flat` (row-major index
+ * into the output) of last-axis index `col`:
+ *
+ *     bline(&k->body, "float v = %s;", value);           // the op's own result
+ *     cg_epilogue_apply(k, "v", flat, col, false);       // v = v + e1[col]; v = gelu(v); ...
+ *     bline(&k->body, "out[%s] = v;", flat);
+ *
+ * The operands are the node's inputs in[ir_op_inputs(n) ..]: each binary step s (1-based)
+ * reads the parameter `e<s>`, indexed by its ir_epi_form: EPI_SAME at [flat], EPI_ROW at
+ * [col], EPI_SCALAR at [0].  emit.c passes them like any input (cg_epilogue_begin names
+ * them); a kernel that calls helper functions of its own passes them on with
+ * cg_epilogue_params / cg_epilogue_args.
+ *
+ * The vector form (vec = true) transforms a vector variable v holding V_LANES consecutive
+ * elements of one row, flat and col being those of the first lane.  It uses the ISA
+ * vocabulary (codegen/isa_prelude.c): V_LOAD(p), V_STORE(p, v), V_SET1(x), V_ADD, V_SUB,
+ * V_MUL, V_DIV, V_MAX(a, b), V_LANES; tanh, gelu and a scale by a factor that is not a
+ * float run lane by lane through the scalar expression, so every ISA rounds as scalar code.
+ */
+enum {
+    CG_EPI_FLAT = 1,    // some operand is read at [flat]
+    CG_EPI_COL = 2,     // some operand is read at [col]
+};
+// Which indices n's epilogue reads (CG_EPI_* bits); 0 for none or no epilogue.
+unsigned cg_epilogue_uses(const Graph *g, const Node *n);
+// Called by emit.c for a node with an epilogue before its kernel writer: names the operands
+// (k->arg) and adds the comment line " *   then  v + e1[col] -> gelu_tanh(v)" to k->notes.
+void cg_epilogue_begin(Kernel *k);
+// The parameter declarations ("const float *restrict e1") and the argument names ("e1") of
+// the epilogue operands, written to params[] / args[]; each returns how many.
+int cg_epilogue_params(Kernel *k, const char **params);
+int cg_epilogue_args(Kernel *k, const char **args);
+// Statements (at k->body's indent) applying every epilogue step to the variable v.  flat and
+// col are C expressions; one that the epilogue does not use (cg_epilogue_uses) may be NULL,
+// and a NULL col is derived as flat % N when it is needed.  Nothing for a node without one.
+void cg_epilogue_apply(Kernel *k, const char *v, const char *flat, const char *col, bool vec);
+// The scalar form for kernels whose loop nest indexes every input itself (the element-wise
+// kernels): elem[i] is the C expression of input i's element at this output element.
+void cg_epilogue_apply_elems(Kernel *k, const char *v, const char *const *elem);
 
 #endif

@@ -100,13 +100,17 @@ typedef struct {
     bool *used;                 // [n_nodes] storage roots forward() reads or writes
     uint32_t *ksyms;            // [n_nodes] syms a kernel takes, in sym order
     bool *kfail;                // [n_nodes] the kernel can fail (returns int)
+    bool *krun;                 // [n_nodes] the kernel takes kiln_run *r (threads)
 } Emit;
 
 // Identifiers used inside kernels and forward(): a symbolic dim's variable must not take
 // one (file-scope names may: a kernel's local simply shadows them).
 static const char kernel_locals[] =
     " i j k m n row last id den max sum inv mean sq dev rstd acc a_mk xr yr a_row b_row o_row"
-    " a_mat b_mat o_mat a b x gamma beta table ids out r ";
+    " a_mat b_mat o_mat a b x gamma beta table ids out r"
+    " q v mask bh qm km vm om mm mr qr vr ni nj j0 j_end c d kt s s_max m_new m_use alpha"
+    " p p_sum row_max row_sum lane l job blk n_qb va pc qd ctx begin end nv mx ps"
+    " s0 s1 s2 s3 o0 o1 o2 o3 ";
 
 static bool is_kernel_local(const char *s)
 {
@@ -116,8 +120,8 @@ static bool is_kernel_local(const char *s)
     for (const char *p = kernel_locals; (p = strstr(p, s)) != NULL; p += n)
         if (p[-1] == ' ' && p[n] == ' ')
             return true;
-    // loop variables i0.., concat inputs x0..
-    if ((s[0] == 'i' || s[0] == 'x') && s[1] >= '0' && s[1] <= '9')
+    // loop variables i0.., concat inputs x0.., epilogue operands e1..
+    if ((s[0] == 'i' || s[0] == 'x' || s[0] == 'e') && s[1] >= '0' && s[1] <= '9')
         return strspn(s + 1, "0123456789") == strlen(s + 1);
     return false;
 }
@@ -235,7 +239,8 @@ static void name_everything(Emit *E)
     const Graph *g = E->g;
     static const char *const fixed[] = {"forward", "model", "model_syms", "model_inputs",
                                         "model_outputs", "model_weights",
-                                        "model_weight_prefixes", "main", "argc", "argv"};
+                                        "model_weight_prefixes", "main", "argc", "argv",
+                                        "prepare", "attn_expf"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         take(E, fixed[i]);
     for (int s = 0; s < g->n_syms; s++)
@@ -339,7 +344,11 @@ static void emit_header(Emit *E, Buf *b)
     bprintf(b, " *   %-8s%lld bytes (%.1f %s) in %d buffer%s, sized at the bounds of the dims\n",
             "arena", (long long)g->arena_bytes, kib >= 1024.0 ? kib / 1024.0 : kib,
             kib >= 1024.0 ? "MiB" : "KiB", g->n_buffers, g->n_buffers == 1 ? "" : "s");
-    bprintf(b, " *   %-8sscalar C; clang -O3 vectorizes the inner loops\n", "isa");
+    bprintf(b, " *   %-8s%s\n", "isa", cg_isa_description(E->cg.isa));
+    if (E->cg.packed_bytes)
+        bprintf(b, " *   %-8s%.1f MiB of weights are packed at load into matmul panels, by prepare()\n"
+                   " *           (a copy of each, read once; the time is printed with --repeat)\n",
+                "packed", (double)E->cg.packed_bytes / (1024.0 * 1024.0));
     bputs(b, " */\n#include \"kiln_rt.h\"\n\n");
 }
 
@@ -425,6 +434,11 @@ static const char *attr_text(Cg *cg, const Node *n)
     case OP_CAUSAL_MASK: bputs(&b, "j <= i + Sk - Sq"); break;
     case OP_ARANGE: bprintf(&b, "start %lld", (long long)n->attr.arange.start); break;
     case OP_CONCAT: bprintf(&b, "axis %d", n->attr.concat.axis); break;
+    case OP_ATTENTION:
+        bprintf(&b, "scale %.9g%s%s", n->attr.attention.scale,
+                n->attr.attention.causal ? ", causal" : "",
+                ir_op_inputs(n) == 4 ? ", mask" : "");
+        break;
     case OP_SLICE:
         bprintf(&b, "axis %d, [%lld, %lld)", n->attr.slice.axis, (long long)n->attr.slice.start,
                 (long long)n->attr.slice.end);
@@ -476,8 +490,10 @@ static void kernel_comment(Emit *E, const Kernel *k, Buf *b)
         }
         bputs(b, "\n");
     }
-    bprintf(b, " *   out  %s at arena + 0x%llx (%lld bytes at the bounds)\n */\n",
+    bprintf(b, " *   out  %s at arena + 0x%llx (%lld bytes at the bounds)\n",
             type_text(cg, &n->type), (unsigned long long)n->offset, (long long)value_bytes(n));
+    bputs(b, bstr(&k->notes));
+    bputs(b, " */\n");
 }
 
 static bool emit_kernel(Emit *E, const Node *n, Buf *b)
@@ -487,6 +503,7 @@ static bool emit_kernel(Emit *E, const Node *n, Buf *b)
     memset(&k, 0, sizeof k);
     k.cg = &E->cg;
     k.n = n;
+    k.name = E->kname[n->id];
     k.out = "out";
     k.body.indent = 1;
     for (int i = 0; i < n->n_in; i++)
@@ -510,25 +527,25 @@ static bool emit_kernel(Emit *E, const Node *n, Buf *b)
         k.arg[1] = "ids";
         break;
     case OP_CONCAT:
-        for (int i = 0; i < n->n_in; i++)
+        for (int i = 0; i < ir_op_inputs(n); i++)
             k.arg[i] = cg_fmt(&E->cg, "x%d", i);
         break;
+    case OP_ATTENTION:
+        k.arg[0] = "q";
+        k.arg[1] = "k";
+        k.arg[2] = "v";
+        k.arg[3] = "mask";
+        break;
     default:
-        if (n->n_in == 1)
+        if (ir_op_inputs(n) == 1)
             k.arg[0] = "x";
-        else if (n->n_in)
+        else if (ir_op_inputs(n))
             KILN_BUG("emit_kernel: no argument names for %s", op_name(n->op));
     }
 
     E->cg.sym_used = &k.syms;
     bool ok = false;
-    if (n->n_epi > 0) {     // fuse-elementwise epilogues: not lowered yet, never dropped silently
-        ok = cg_unsupported(&E->cg, n, "%d fused element-wise op%s after the %s", n->n_epi,
-                            n->n_epi == 1 ? "" : "s", op_name(n->op));
-        E->cg.sym_used = NULL;
-        bfree(&k.body);
-        return ok;
-    }
+    cg_epilogue_begin(&k);      // fuse-elementwise: names the operands e1, e2, ...
     switch (n->op) {
     case OP_ADD:
     case OP_SUB:
@@ -548,22 +565,30 @@ static bool emit_kernel(Emit *E, const Node *n, Buf *b)
     case OP_SLICE: ok = cg_kernel_slice(&k); break;
     case OP_CONCAT: ok = cg_kernel_concat(&k); break;
     case OP_GATHER: ok = cg_kernel_gather(&k); break;
+    case OP_ATTENTION: ok = cg_kernel_attention(&k); break;
     default: ok = cg_unsupported(&E->cg, n, "no kernel for %s", op_name(n->op)); break;
     }
+    if (ok && n->n_epi > 0 && !k.epi_applied)     // never drop an epilogue silently
+        ok = cg_unsupported(&E->cg, n, "the %s kernel does not apply the %d fused element-wise "
+                            "op%s after it", op_name(n->op), n->n_epi, n->n_epi == 1 ? "" : "s");
     E->cg.sym_used = NULL;
     if (!ok) {
         bfree(&k.body);
+        bfree(&k.notes);
+        bfree(&k.helpers);
         return false;
     }
     if (k.can_fail)
         bline(&k.body, "return 0;");
     E->ksyms[n->id] = k.syms;
     E->kfail[n->id] = k.can_fail;
+    E->krun[n->id] = k.can_fail || k.needs_run;
+    bputs(b, bstr(&k.helpers));
 
     kernel_comment(E, &k, b);
     const char *params[KILN_MAX_IN + CG_MAX_SYMS + 2];
     int np = 0;
-    if (k.can_fail)
+    if (k.can_fail || k.needs_run)
         params[np++] = "kiln_run *r";
     for (int i = 0; i < n->n_in; i++)
         params[np++] = cg_fmt(&E->cg, "const %s *restrict %s", cg_ctype(k.in[i]->type.dtype),
@@ -576,6 +601,8 @@ static bool emit_kernel(Emit *E, const Node *n, Buf *b)
           np, ")");
     bprintf(b, "{\n%s}\n\n", bstr(&k.body));
     bfree(&k.body);
+    bfree(&k.notes);
+    bfree(&k.helpers);
     return true;
 }
 
@@ -634,12 +661,13 @@ static void emit_forward(Emit *E, Buf *b)
         layer = l;
         const char *args[KILN_MAX_IN + CG_MAX_SYMS + 2];
         int na = 0;
-        if (E->kfail[i])
+        if (E->krun[i])
             args[na++] = "r";
         for (int k = 0; k < n->n_in; k++) {
             NodeId root = ir_storage_root(g, n->in[k]);
-            E->used[root] = true;
-            args[na++] = E->var[root];
+            const CgPack *pk = cg_pack_of(cg, n, k);    // a weight packed at load
+            E->used[root] |= !pk;
+            args[na++] = pk ? pk->var : E->var[root];
         }
         E->used[i] = true;
         args[na++] = E->var[i];
@@ -688,6 +716,15 @@ static void emit_forward(Emit *E, Buf *b)
         any = true;
         decl(b, cg_fmt(cg, "const %s *%s = r->weights[%d];", cg_ctype(n->type.dtype),
                        E->var[n->id], w), type_text(cg, &n->type));
+    }
+    for (int p = 0; p < cg->n_packs; p++) {
+        const CgPack *pk = &cg->packs[p];
+        if (p == 0)
+            bputs(b, "    /* weights packed at load by prepare(), in matmul panels */\n");
+        decl(b, cg_fmt(cg, "const float *%s = (const float *)(r->packed + 0x%llx);", pk->var,
+                       (unsigned long long)pk->offset),
+             cg_fmt(cg, "%s%s in panels of %d", g->nodes[pk->weight].attr.weight.tensor,
+                    pk->trans ? "^T" : "", pk->nr));
     }
     any = false;
     for (int k = 0; k < g->n_inputs; k++) {
@@ -794,8 +831,14 @@ static void emit_model(Emit *E, Buf *b)
             E->n_weights ? "model_weights" : "NULL");
     bprintf(b, "    .n_weight_prefixes = %d,\n    .weight_prefixes = %s,\n", g->n_weight_prefixes,
             g->n_weight_prefixes ? "model_weight_prefixes" : "NULL");
-    bprintf(b, "    .arena_bytes = %lld,\n    .forward = forward,\n};\n\n",
-            (long long)g->arena_bytes);
+    bprintf(b, "    .arena_bytes = %lld,\n    .forward = forward,\n", (long long)g->arena_bytes);
+    bputs(b, "    .isa = ");
+    bc_string(b, isa_name(E->cg.isa), false);
+    bputs(b, ",\n");
+    if (E->cg.n_packs)
+        bprintf(b, "    .packed_bytes = %lld,\n    .prepare = prepare,\n",
+                (long long)E->cg.packed_bytes);
+    bputs(b, "};\n\n");
     bputs(b, "#ifndef KILN_NO_MAIN   // defined by programs that #include this file and call\n"
              "                       // model.forward themselves\n"
              "int main(int argc, char **argv) { return kiln_main(argc, argv, &model); }\n"
@@ -811,9 +854,10 @@ bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d)
     check_planned(g);
     int errors = diag_count(d);
     SrcLoc none = {g->spec_path, 0, 0};
-    if (opt->isa && strcmp(opt->isa, "scalar") != 0 && strcmp(opt->isa, "native") != 0) {
-        diag_error(d, none, "--isa=%s: only scalar code (which clang vectorizes) is generated "
-                            "so far", opt->isa);
+    Isa isa = g->target.isa;    // CgOptions.isa, when it names one, overrides the target's
+    if (opt->isa && strcmp(opt->isa, "native") != 0 && !isa_parse(opt->isa, &isa)) {
+        diag_error(d, none, "--isa=%s: not an ISA kiln generates code for (avx512, avx2, neon, "
+                            "scalar)", opt->isa);
         return false;
     }
     if (g->n_syms > CG_MAX_SYMS) {
@@ -828,6 +872,7 @@ bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d)
     E.cg.g = g;
     E.cg.opt = opt;
     E.cg.d = d;
+    E.cg.isa = isa;
     size_t nn = (size_t)(g->n_nodes ? g->n_nodes : 1);
     E.cg.sym_var = xcalloc((size_t)g->n_syms + 1, sizeof *E.cg.sym_var);
     E.sym_max = xcalloc((size_t)g->n_syms + 1, sizeof *E.sym_max);
@@ -837,7 +882,11 @@ bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d)
     E.used = xcalloc(nn, sizeof *E.used);
     E.ksyms = xcalloc(nn, sizeof *E.ksyms);
     E.kfail = xcalloc(nn, sizeof *E.kfail);
+    E.krun = xcalloc(nn, sizeof *E.krun);
     name_everything(&E);
+    cg_pack_plan(&E.cg);        // weights the tiled matmuls read packed, and their names
+    for (int p = 0; p < E.cg.n_packs; p++)
+        E.cg.packs[p].var = claim(&E, "pk_", g->nodes[E.cg.packs[p].weight].name, false);
 
     Buf kernels = {0}, file = {0};
     for (int i = 0; i < g->n_nodes; i++)
@@ -848,12 +897,23 @@ bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d)
         Buf fwd = {0};
         emit_forward(&E, &fwd);     // marks what forward reads: the constants to emit
         emit_header(&E, &file);
+        cg_emit_prelude(&E.cg, &file);      // the vector vocabulary, the shared GEMM code
         emit_enums(&E, &file);
         for (int i = 0; i < g->n_nodes; i++)
             if (!g->nodes[i].dead && g->nodes[i].op == OP_CONST && E.used[i])
                 emit_constant(&E, &g->nodes[i], &file);
         bputs(&file, bstr(&kernels));
         bputs(&file, bstr(&fwd));
+        int *widx = xmalloc(sizeof *widx * nn);     // weight node -> index in model_weights
+        for (size_t i = 0; i < nn; i++)
+            widx[i] = -1;
+        for (int i = 0; i < g->n_nodes; i++)     // a tied weight's nodes share one index
+            for (int w = 0; w < E.n_weights && g->nodes[i].op == OP_WEIGHT; w++)
+                if (!g->nodes[i].dead && strcmp(E.weights[w]->attr.weight.tensor,
+                                                g->nodes[i].attr.weight.tensor) == 0)
+                    widx[i] = w;
+        cg_emit_prepare(&E.cg, &file, widx);
+        free(widx);
         emit_model(&E, &file);
         bfree(&fwd);
         ok = fwrite(bstr(&file), 1, file.len, out) == file.len && !ferror(out);
@@ -870,6 +930,8 @@ bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d)
     free(E.used);
     free(E.ksyms);
     free(E.kfail);
+    free(E.krun);
+    cg_pack_free(&E.cg);
     free(E.names);
     free(E.weights);
     arena_free(&E.cg.tmp);

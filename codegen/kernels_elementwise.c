@@ -8,6 +8,9 @@
  * vectorizes it).  Semantics are ir/interp.c's: f32 results equal its double computation
  * rounded once for + - * / and scale; integer arithmetic wraps (computed in uint32_t), and
  * integer division truncates, makes x / -1 a wrapping negation, and fails on a zero divisor.
+ * A node with a fused epilogue (fuse-elementwise) computes its value into a local `v`, runs
+ * the epilogue on it (codegen/epilogue.c) and stores v; its operands are more inputs of the
+ * same loop nest, so they get their own (broadcast) index expressions.
  */
 #include "cg.h"
 
@@ -28,6 +31,41 @@ static void broadcast_strides(const Type *t, const Type *o, Mono *st)
     }
 }
 
+const char *cg_f32_expr(Cg *cg, OpKind op, double by, bool tanh, const char *a, const char *b)
+{
+    switch (op) {
+    case OP_ADD: return cg_fmt(cg, "%s + %s", a, b);
+    case OP_SUB: return cg_fmt(cg, "%s - %s", a, b);
+    case OP_MUL: return cg_fmt(cg, "%s * %s", a, b);
+    case OP_DIV: return cg_fmt(cg, "%s / %s", a, b);
+    case OP_SCALE: {
+        // x * by rounded once: in float when `by` is a float (the product is then exact in
+        // double too), else in double as the interpreter does.
+        Buf s = {0};
+        if ((double)(float)by == by) {
+            bprintf(&s, "%s * ", a);
+            bc_float(&s, (float)by);
+        } else {
+            bprintf(&s, "(float)(%s * ", a);
+            bc_double(&s, by);
+            bputs(&s, ")");
+        }
+        const char *r = cg_fmt(cg, "%s", bstr(&s));
+        bfree(&s);
+        return r;
+    }
+    case OP_RELU: return cg_fmt(cg, "%s > 0.0f ? %s : 0.0f", a, a);
+    case OP_TANH: return cg_fmt(cg, "tanhf(%s)", a);
+    case OP_GELU:
+        if (tanh)   // 0.797884561f = sqrt(2 / pi)
+            return cg_fmt(cg, "0.5f * %s * (1.0f + tanhf(0.797884561f * (%s + 0.044715f * %s * %s "
+                              "* %s)))", a, a, a, a, a);
+        return cg_fmt(cg, "0.5f * %s * (1.0f + erff(%s * 0.707106781f))", a, a);
+    default: break;
+    }
+    KILN_BUG("cg_f32_expr: %s", op_name(op));
+}
+
 // The C expression of one output element, from the inputs' element expressions x[].
 static const char *element_expr(Kernel *k, const char *const *x)
 {
@@ -39,38 +77,17 @@ static const char *element_expr(Kernel *k, const char *const *x)
     case OP_ADD:
     case OP_SUB:
     case OP_MUL:
-        if (f32)
-            return cg_fmt(cg, "%s %s %s", x[0], ops, x[1]);
-        // Wrapping, as the interpreter: unsigned arithmetic has no overflow.
-        return cg_fmt(cg, "(int32_t)((uint32_t)%s %s (uint32_t)%s)", x[0], ops, x[1]);
     case OP_DIV:
         if (f32)
-            return cg_fmt(cg, "%s / %s", x[0], x[1]);
-        return cg_fmt(cg, "den == -1 ? (int32_t)(0u - (uint32_t)%s) : %s / den", x[0], x[0]);
-    case OP_SCALE: {
-        // x * by rounded once: in float when `by` is a float (the product is then exact in
-        // double too), else in double as the interpreter does.
-        double by = n->attr.scale.by;
-        Buf b = {0};
-        if ((double)(float)by == by) {
-            bprintf(&b, "%s * ", x[0]);
-            bc_float(&b, (float)by);
-        } else {
-            bprintf(&b, "(float)(%s * ", x[0]);
-            bc_double(&b, by);
-            bputs(&b, ")");
-        }
-        const char *s = cg_fmt(cg, "%s", bstr(&b));
-        bfree(&b);
-        return s;
-    }
-    case OP_RELU: return cg_fmt(cg, "%s > 0.0f ? %s : 0.0f", x[0], x[0]);
-    case OP_TANH: return cg_fmt(cg, "tanhf(%s)", x[0]);
-    case OP_GELU:
-        if (n->attr.gelu.tanh)   // 0.797884561f = sqrt(2 / pi)
-            return cg_fmt(cg, "0.5f * %s * (1.0f + tanhf(0.797884561f * (%s + 0.044715f * %s * %s "
-                              "* %s)))", x[0], x[0], x[0], x[0], x[0]);
-        return cg_fmt(cg, "0.5f * %s * (1.0f + erff(%s * 0.707106781f))", x[0], x[0]);
+            return cg_f32_expr(cg, n->op, 0, false, x[0], x[1]);
+        if (n->op == OP_DIV)
+            return cg_fmt(cg, "den == -1 ? (int32_t)(0u - (uint32_t)%s) : %s / den", x[0], x[0]);
+        // Wrapping, as the interpreter: unsigned arithmetic has no overflow.
+        return cg_fmt(cg, "(int32_t)((uint32_t)%s %s (uint32_t)%s)", x[0], ops, x[1]);
+    case OP_SCALE: return cg_f32_expr(cg, n->op, n->attr.scale.by, false, x[0], NULL);
+    case OP_RELU:
+    case OP_TANH: return cg_f32_expr(cg, n->op, 0, false, x[0], NULL);
+    case OP_GELU: return cg_f32_expr(cg, n->op, 0, n->attr.gelu.tanh, x[0], NULL);
     case OP_CAST:
         if (k->in[0]->type.dtype == n->type.dtype)
             return x[0];
@@ -102,10 +119,11 @@ bool cg_kernel_elementwise(Kernel *k)
         nest.base[op] = mono_const(0);
     cg_nest_simplify(&nest);
 
-    // An integer division checks its divisor, so its body is a block.
+    // An integer division checks its divisor, and an epilogue has a local: a block.
     bool checked = n->op == OP_DIV && n->type.dtype != DT_F32;
+    bool block = checked || n->n_epi > 0;
     const char *index[CG_MAX_OPS], *x[KILN_MAX_IN];
-    cg_nest_open(k, &nest, index, checked);
+    cg_nest_open(k, &nest, index, block);
     for (int i = 0; i < n->n_in; i++)
         x[i] = cg_fmt(k->cg, "%s[%s]", k->arg[i], index[1 + i]);
     if (checked) {
@@ -123,8 +141,14 @@ bool cg_kernel_elementwise(Kernel *k)
         k->body.indent--;
         bfree(&msg);
     }
-    cg_assign(k, cg_fmt(k->cg, "%s[%s]", k->out, index[0]), element_expr(k, x));
-    cg_nest_close(k, &nest, checked);
+    const char *value = element_expr(k, x);
+    if (n->n_epi > 0) {     // fuse-elementwise: the epilogue operands are inputs of the nest
+        cg_assign(k, "float v", value);
+        cg_epilogue_apply_elems(k, "v", x);
+        value = "v";
+    }
+    cg_assign(k, cg_fmt(k->cg, "%s[%s]", k->out, index[0]), value);
+    cg_nest_close(k, &nest, block);
     return true;
 }
 
@@ -152,9 +176,21 @@ bool cg_kernel_causal_mask(Kernel *k)
     const char *i = mono_eq(rows, sq) ? "row" : cg_fmt(cg, "row %% %s", cg_mono(cg, sq, true));
     bline(&k->body, "for (int64_t row = 0; row < %s; row++) {", cg_mono(cg, rows, false));
     bline(&k->body, "    const int64_t last = %s%s;   // the last key this query sees", i, shift);
-    bline(&k->body, "    for (int64_t j = 0; j < %s; j++)", Sk);
-    bline(&k->body, "        %s[row * %s + j] = j <= last ? %s[row * %s + j] : -INFINITY;", k->out,
-          cg_mono(cg, sk, true), k->arg[0], cg_mono(cg, sk, true));
+    const char *at = cg_fmt(cg, "row * %s + j", cg_mono(cg, sk, true));
+    if (k->n->n_epi == 0) {
+        bline(&k->body, "    for (int64_t j = 0; j < %s; j++)", Sk);
+        bline(&k->body, "        %s[%s] = j <= last ? %s[%s] : -INFINITY;", k->out, at, k->arg[0],
+              at);
+    } else {    // fuse-elementwise: the epilogue after the mask
+        bline(&k->body, "    for (int64_t j = 0; j < %s; j++) {", Sk);
+        k->body.indent += 2;
+        bline(&k->body, "float v = j <= last ? %s[%s] : -INFINITY;", k->arg[0], at);
+        cg_epilogue_apply(k, "v", at, "j", false);
+        bline(&k->body, "%s[%s] = v;", k->out, at);
+        k->body.indent--;
+        bline(&k->body, "}");
+        k->body.indent--;
+    }
     bline(&k->body, "}");
     return true;
 }

@@ -4,7 +4,8 @@
  * transpose, slice and concat are strided copies written with the loop-nest helper: loops
  * over the destination's dims, each operand with its own strides and base offset, adjacent
  * dims merged where both sides are contiguous (a slice along axis 1 of [seq, 768] copies
- * rows of the slice's width).  gather copies one table row per id and checks every id.
+ * rows of the slice's width).  gather copies one table row per id and checks every id; with
+ * a fused epilogue (fuse-elementwise) it copies element by element through it instead.
  */
 #include "cg.h"
 
@@ -106,7 +107,22 @@ bool cg_kernel_gather(Kernel *k)
     const char *fail_args[] = {"r", bstr(&msg), "(int)id", "(long long)i"};
     blist(&k->body, "return kiln_fail(", fail_args, 4, ");");
     k->body.indent -= 2;
-    if (mono_is(row, 1))
+    if (n->n_epi > 0) {     // fuse-elementwise: each element through the epilogue
+        bool one = mono_is(row, 1);
+        const char *at = one ? "i" : cg_fmt(cg, "i * %s + j", srow);
+        if (!one)
+            bline(&k->body, "    for (int64_t j = 0; j < %s; j++) {", cg_mono(cg, row, false));
+        else
+            bline(&k->body, "    {");
+        k->body.indent += 2;
+        bline(&k->body, "float v = %s[%s];", k->arg[0],
+              one ? "id" : cg_fmt(cg, "(int64_t)id * %s + j", srow));
+        cg_epilogue_apply(k, "v", at, tt->rank == 2 && !one ? "j" : NULL, false);
+        bline(&k->body, "%s[%s] = v;", k->out, at);
+        k->body.indent--;
+        bline(&k->body, "}");
+        k->body.indent--;
+    } else if (mono_is(row, 1))
         bline(&k->body, "    %s[i] = %s[id];", k->out, k->arg[0]);
     else
         bline(&k->body, "    memcpy(%s + i * %s, %s + (int64_t)id * %s, %s * sizeof(%s));",

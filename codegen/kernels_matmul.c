@@ -2,21 +2,36 @@
  *
  * a is [..., M, K] ([..., K, M] with trans_a), b is [..., K, N] ([..., N, K] with trans_b);
  * a rank-1 a is a row (its M is dropped from the result), a rank-1 b a column (N dropped).
- * The batch dims broadcast NumPy-style: an outer loop nest walks the output's batch dims and
- * points a_mat, b_mat and o_mat at one matrix each, with stride 0 for the dims an operand
- * broadcasts (cg_nest_simplify folds the batch dims into as few loops as possible).  When
- * b is one matrix for all batches, a [..., M, K] is simply a taller matrix and there is no
- * batch loop.
+ * The batch dims broadcast NumPy-style: a loop nest walks the output's batch dims with
+ * stride 0 for the dims an operand broadcasts (cg_nest_simplify folds them into as few loops
+ * as possible).  When b is one matrix for all batches, a [..., M, K] is simply a taller
+ * matrix and there is no batch loop.
  *
- * Inside, one of two loop orders, both accumulating every dot product in float from 0 in
- * k order (the interpreter accumulates in double, so results agree to float rounding):
- *   b as stored ([K, N]):    i-k-j: o_row += a[m, k] * b_row over n, contiguous in b and
- *                            out, which clang vectorizes; this is the hot loop of most models
+ * Two ways to write a matmul:
+ *
+ * Tiled (the tile pass set Node.tile): the kernel describes the product in a gemm_job and
+ * runs gemm_<mr>x<nr>_run over it on the run's threads.  That code is written once per file
+ * (cg_emit_gemm_support, after the vector vocabulary) and is BLIS's: b in panels of nr
+ * columns ([K][nr] each), a packed mc rows x kc at a time, and a register-blocked
+ * microkernel that broadcasts one a value per row and k and multiplies it into the nr b
+ * values of that k with FMAs, mr x nr accumulators held in vector registers.  A weight b is
+ * packed once at load by the generated prepare() (cg_pack_plan, cg_emit_prepare) and forward()
+ * hands the kernel the packed copy; an activation b is packed kc x nr at a time.  Epilogues
+ * run on each finished tile while it is in L1.
+ *
+ * Plain (no tile, or b a vector): loops that clang vectorizes, accumulating every dot product
+ * in float from 0 in k order:
+ *   b as stored ([K, N]):    i-k-j: o_row += a[m, k] * b_row over n, contiguous in b and out
  *   trans_b or a vector b:   dot products of a row of a with a row of b, both contiguous
  * Transposes of a are index arithmetic (a[k * M + m]).
+ *
+ * Both compute each output element as one chain of multiply-adds in k order, so blocking
+ * and threads never change a result (the interpreter accumulates in double: results agree
+ * to float rounding).
  */
 #include "cg.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 // "v * s" (just v when s is 1); NULL (index 0) when the loop over v was left out.
@@ -41,118 +56,161 @@ static const char *at(Cg *cg, const char *p, const char *off)
     return !off || strcmp(off, "0") == 0 ? p : cg_fmt(cg, "%s + %s", p, off);
 }
 
-bool cg_kernel_matmul(Kernel *k)
+/* ---------------------------------------------------------------------------------------
+ * The shape of a matmul
+ */
+
+typedef struct {
+    bool a_vec, b_vec, tra, trb;
+    Mono M, N, K;           // per matrix; M includes the batch when it is folded into rows
+    Nest nest;              // batch loops; operands 0 = a, 1 = b, 2 = out
+} Shape;
+
+static Shape shape_of(const Kernel *k)
 {
-    Cg *cg = k->cg;
     const Node *n = k->n;
     const Type *ta = &k->in[0]->type, *tb = &k->in[1]->type, *to = &n->type;
-    if (ta->dtype != DT_F32 || tb->dtype != DT_F32 || to->dtype != DT_F32)
-        return cg_unsupported(cg, n, "matmul of %s and %s", dtype_name(ta->dtype),
-                              dtype_name(tb->dtype));
-    bool a_vec = ta->rank == 1, b_vec = tb->rank == 1;
-    bool tra = n->attr.matmul.trans_a && !a_vec, trb = n->attr.matmul.trans_b && !b_vec;
-    Mono M = mono_const(1), N = mono_const(1), K;
-    if (a_vec) {
-        K = mono_dim(ta->dim[0]);
+    Shape s;
+    memset(&s, 0, sizeof s);
+    s.a_vec = ta->rank == 1;
+    s.b_vec = tb->rank == 1;
+    s.tra = n->attr.matmul.trans_a && !s.a_vec;
+    s.trb = n->attr.matmul.trans_b && !s.b_vec;
+    s.M = mono_const(1);
+    s.N = mono_const(1);
+    if (s.a_vec) {
+        s.K = mono_dim(ta->dim[0]);
     } else {
         Mono rows = mono_dim(ta->dim[ta->rank - 2]), cols = mono_dim(ta->dim[ta->rank - 1]);
-        M = tra ? cols : rows;
-        K = tra ? rows : cols;
+        s.M = s.tra ? cols : rows;
+        s.K = s.tra ? rows : cols;
     }
-    if (!b_vec) {
+    if (!s.b_vec) {
         Mono rows = mono_dim(tb->dim[tb->rank - 2]), cols = mono_dim(tb->dim[tb->rank - 1]);
-        N = trb ? rows : cols;
+        s.N = s.trb ? rows : cols;
     }
 
-    // Batch loops over the output's leading dims; operands 0 = a, 1 = b, 2 = out.
-    int nba = a_vec ? 0 : ta->rank - 2, nbb = b_vec ? 0 : tb->rank - 2;
-    int nb = to->rank - !a_vec - !b_vec;
+    int nba = s.a_vec ? 0 : ta->rank - 2, nbb = s.b_vec ? 0 : tb->rank - 2;
+    int nb = to->rank - !s.a_vec - !s.b_vec;
     if (nb < 0 || nb < nba || nb < nbb)
         KILN_BUG("matmul '%s': %d batch dims for inputs with %d and %d", n->name, nb, nba, nbb);
-    Nest nest;
-    memset(&nest, 0, sizeof nest);
-    nest.n_loops = nb;
-    nest.n_ops = 3;
+    Nest *nest = &s.nest;
+    nest->n_loops = nb;
+    nest->n_ops = 3;
     const Type *opt[2] = {ta, tb};
     int opnb[2] = {nba, nbb};
-    Mono unit[3] = {mono_mul(M, K), mono_mul(K, N), mono_mul(M, N)};
+    Mono unit[3] = {mono_mul(s.M, s.K), mono_mul(s.K, s.N), mono_mul(s.M, s.N)};
     for (int o = 0; o < 3; o++) {
-        nest.base[o] = mono_const(0);
-        Mono s = unit[o];
+        nest->base[o] = mono_const(0);
+        Mono st = unit[o];
         for (int d = nb - 1; d >= 0; d--) {
             if (o == 2) {
-                nest.stride[o][d] = s;
-                s = mono_mul(s, mono_dim(to->dim[d]));
+                nest->stride[o][d] = st;
+                st = mono_mul(st, mono_dim(to->dim[d]));
                 continue;
             }
             int kd = d - (nb - opnb[o]);
             Dim dd = kd >= 0 ? opt[o]->dim[kd] : (Dim){1, -1};
             bool broadcast = kd < 0 || (dd.sym < 0 && dd.size == 1 &&
                                         !(to->dim[d].sym < 0 && to->dim[d].size == 1));
-            nest.stride[o][d] = broadcast ? mono_const(0) : s;
+            nest->stride[o][d] = broadcast ? mono_const(0) : st;
             if (kd >= 0)
-                s = mono_mul(s, mono_dim(dd));
+                st = mono_mul(st, mono_dim(dd));
         }
     }
     for (int d = 0; d < nb; d++)
-        nest.size[d] = mono_dim(to->dim[d]);
-    cg_nest_simplify(&nest);
+        nest->size[d] = mono_dim(to->dim[d]);
+    cg_nest_simplify(nest);
     // b shared by every batch (a linear layer on [batch, seq, C]) and a, out contiguous
     // across the batch: the batch is just more rows of a.
-    if (nest.n_loops == 1 && !tra && !a_vec && mono_is(nest.stride[1][0], 0) &&
-        mono_eq(nest.stride[0][0], mono_mul(M, K)) && mono_eq(nest.stride[2][0], mono_mul(M, N))) {
-        M = mono_mul(M, nest.size[0]);
-        nest.n_loops = 0;
+    if (nest->n_loops == 1 && !s.tra && !s.a_vec && mono_is(nest->stride[1][0], 0) &&
+        mono_eq(nest->stride[0][0], mono_mul(s.M, s.K)) &&
+        mono_eq(nest->stride[2][0], mono_mul(s.M, s.N))) {
+        s.M = mono_mul(s.M, nest->size[0]);
+        nest->n_loops = 0;
     }
+    return s;
+}
 
+/* ---------------------------------------------------------------------------------------
+ * Plain loops
+ */
+
+static bool plain(Kernel *k, const Shape *s)
+{
+    Cg *cg = k->cg;
+    const Node *n = k->n;
+    const Nest *nest = &s->nest;
+    bool epi = n->n_epi > 0;
     const char *A = k->arg[0], *B = k->arg[1], *O = k->out;
-    if (nest.n_loops) {
+    const char *obase = NULL;   // element offset of the batch's matrix in out
+    if (nest->n_loops) {
         const char *index[CG_MAX_OPS];
-        cg_nest_open(k, &nest, index, true);
+        cg_nest_open(k, nest, index, true);
         bline(&k->body, "const float *restrict a_mat = %s;", at(cg, A, index[0]));
         bline(&k->body, "const float *restrict b_mat = %s;", at(cg, B, index[1]));
         bline(&k->body, "float *restrict o_mat = %s;", at(cg, O, index[2]));
         A = "a_mat";
         B = "b_mat";
         O = "o_mat";
+        obase = strcmp(index[2], "0") == 0 ? NULL : index[2];
     }
 
-    const char *m = mono_is(M, 1) ? NULL : "m";
-    const char *sM = cg_mono(cg, M, false), *sN = cg_mono(cg, N, false);
-    const char *sK = cg_mono(cg, K, false);
+    const char *m = mono_is(s->M, 1) ? NULL : "m";
+    const char *sM = cg_mono(cg, s->M, false), *sN = cg_mono(cg, s->N, false);
+    const char *sK = cg_mono(cg, s->K, false);
     if (m) {
         bline(&k->body, "for (int64_t m = 0; m < %s; m++) {", sM);
         k->body.indent++;
     }
-    if (!trb && !b_vec) {
+    if (!s->trb && !s->b_vec) {
         // i-k-j: row m of out accumulates a[m, k] times row k of b.
-        bline(&k->body, "float *restrict o_row = %s;", at(cg, O, term(cg, m, N)));
+        bline(&k->body, "float *restrict o_row = %s;", at(cg, O, term(cg, m, s->N)));
         bline(&k->body, "for (int64_t n = 0; n < %s; n++)", sN);
         bline(&k->body, "    o_row[n] = 0.0f;");
         bline(&k->body, "for (int64_t k = 0; k < %s; k++) {", sK);
         bline(&k->body, "    const float a_mk = %s[%s];", A,
-              tra ? plus(cg, term(cg, "k", M), m) : plus(cg, term(cg, m, K), "k"));
-        bline(&k->body, "    const float *restrict b_row = %s;", at(cg, B, term(cg, "k", N)));
+              s->tra ? plus(cg, term(cg, "k", s->M), m) : plus(cg, term(cg, m, s->K), "k"));
+        bline(&k->body, "    const float *restrict b_row = %s;", at(cg, B, term(cg, "k", s->N)));
         bline(&k->body, "    for (int64_t n = 0; n < %s; n++)   // the hot loop", sN);
         bline(&k->body, "        o_row[n] += a_mk * b_row[n];");
         bline(&k->body, "}");
+        if (epi) {      // the fused element-wise ops, on the finished row
+            bline(&k->body, "for (int64_t n = 0; n < %s; n++) {", sN);
+            k->body.indent++;
+            bline(&k->body, "float v = o_row[n];");
+            const char *flat = plus(cg, obase, plus(cg, term(cg, m, s->N), "n"));
+            cg_epilogue_apply(k, "v", flat, "n", false);
+            bline(&k->body, "o_row[n] = v;");
+            k->body.indent--;
+            bline(&k->body, "}");
+        }
     } else {
         // Dot products: out[m, n] = row m of a . row n of b (b stored [N, K], or a vector).
-        const char *nv = mono_is(N, 1) ? NULL : "n";
-        if (!tra)
-            bline(&k->body, "const float *restrict a_row = %s;", at(cg, A, term(cg, m, K)));
+        const char *nv = mono_is(s->N, 1) ? NULL : "n";
+        if (!s->tra)
+            bline(&k->body, "const float *restrict a_row = %s;", at(cg, A, term(cg, m, s->K)));
         if (nv) {
             bline(&k->body, "for (int64_t n = 0; n < %s; n++) {", sN);
             k->body.indent++;
         }
-        bline(&k->body, "const float *restrict b_row = %s;", at(cg, B, term(cg, nv, K)));
+        bline(&k->body, "const float *restrict b_row = %s;", at(cg, B, term(cg, nv, s->K)));
         bline(&k->body, "float acc = 0.0f;");
         bline(&k->body, "for (int64_t k = 0; k < %s; k++)", sK);
-        if (tra)
-            bline(&k->body, "    acc += %s[%s] * b_row[k];", A, plus(cg, term(cg, "k", M), m));
+        if (s->tra)
+            bline(&k->body, "    acc += %s[%s] * b_row[k];", A, plus(cg, term(cg, "k", s->M), m));
         else
             bline(&k->body, "    acc += a_row[k] * b_row[k];");
-        bline(&k->body, "%s[%s] = acc;", O, plus(cg, term(cg, m, N), nv));
+        const char *idx = plus(cg, term(cg, m, s->N), nv);
+        if (epi) {
+            bline(&k->body, "float v = acc;");
+            // the column: n; for a vector b the last axis is m's (NULL: derived from flat)
+            cg_epilogue_apply(k, "v", plus(cg, obase, idx), nv ? nv : s->b_vec ? NULL : "0",
+                              false);
+            bline(&k->body, "%s[%s] = v;", O, idx);
+        } else {
+            bline(&k->body, "%s[%s] = acc;", O, idx);
+        }
         if (nv) {
             k->body.indent--;
             bline(&k->body, "}");
@@ -162,10 +220,588 @@ bool cg_kernel_matmul(Kernel *k)
         k->body.indent--;
         bline(&k->body, "} // m");
     }
-    if (nest.n_loops) {
+    if (nest->n_loops) {
         k->body.indent--;
         bline(&k->body, "} // batch");
-        k->body.indent -= nest.n_loops - 1;
+        k->body.indent -= nest->n_loops - 1;
     }
     return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Weights packed at load
+ */
+
+// The weight node a matmul's b reads when the tile pass packs it, or -1.
+static NodeId packed_weight(const Graph *g, const Node *n)
+{
+    if (n->op != OP_MATMUL || n->dead || !n->tile.mr || !n->tile.pack_b)
+        return -1;
+    NodeId root = ir_storage_root(g, n->in[1]);
+    const Type *tb = &g->nodes[n->in[1]].type;
+    if (g->nodes[root].op != OP_WEIGHT || tb->rank != 2 || !type_is_static(tb))
+        KILN_BUG("tile: '%s' packs b, which is not a static matrix weight", n->name);
+    return root;
+}
+
+void cg_pack_plan(Cg *cg)
+{
+    const Graph *g = cg->g;
+    cg->pack_of = xmalloc(sizeof *cg->pack_of * (size_t)(g->n_nodes ? g->n_nodes : 1));
+    int cap = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        cg->pack_of[i] = -1;
+        NodeId w = packed_weight(g, n);
+        if (w < 0)
+            continue;
+        const Type *tb = &g->nodes[n->in[1]].type;
+        CgPack p = {.weight = w, .trans = n->attr.matmul.trans_b, .nr = n->tile.nr};
+        p.K = tb->dim[p.trans ? 1 : 0].size;
+        p.N = tb->dim[p.trans ? 0 : 1].size;
+        int found = -1;
+        for (int q = 0; q < cg->n_packs && found < 0; q++) {
+            const CgPack *o = &cg->packs[q];
+            if (strcmp(g->nodes[o->weight].attr.weight.tensor,
+                       g->nodes[p.weight].attr.weight.tensor) == 0 &&
+                o->trans == p.trans && o->nr == p.nr && o->K == p.K && o->N == p.N)
+                found = q;
+        }
+        if (found < 0) {
+            p.bytes = (p.N + p.nr - 1) / p.nr * p.nr * p.K * 4;
+            p.offset = cg->packed_bytes;
+            cg->packed_bytes += (p.bytes + 63) / 64 * 64;
+            VEC_PUSH(cg->packs, cg->n_packs, cap, p);
+            found = cg->n_packs - 1;
+        }
+        cg->pack_of[i] = found;
+    }
+}
+
+void cg_pack_free(Cg *cg)
+{
+    free(cg->packs);
+    free(cg->pack_of);
+    cg->packs = NULL;
+    cg->pack_of = NULL;
+    cg->n_packs = 0;
+}
+
+const CgPack *cg_pack_of(const Cg *cg, const Node *n, int i)
+{
+    if (i != 1 || !cg->pack_of || cg->pack_of[n->id] < 0)
+        return NULL;
+    return &cg->packs[cg->pack_of[n->id]];
+}
+
+void cg_emit_prepare(Cg *cg, Buf *b, const int *weight_index)
+{
+    const Graph *g = cg->g;
+    if (!cg->n_packs)
+        return;
+    double mib = (double)cg->packed_bytes / (1024.0 * 1024.0);
+    bprintf(b, "/* prepare: packs the weights the tiled matmuls read in panels, once, after the weights\n"
+               " * are bound and before the first forward(): %.1f MiB at r->packed (kiln_main times it\n"
+               " * with --repeat). */\n", mib);
+    bputs(b, "static int prepare(kiln_run *r)\n{\n");
+    for (int p = 0; p < cg->n_packs; p++) {
+        const CgPack *pk = &cg->packs[p];
+        const Node *w = &g->nodes[pk->weight];
+        int wi = weight_index[pk->weight];
+        if (wi < 0)
+            KILN_BUG("prepare: weight '%s' is not in model_weights", w->name);
+        bputs(b, "    /* ");
+        bcomment_text(b, cg_fmt(cg, "%s %s[%lld, %lld] -> %lld panels of [%lld][%d]",
+                                w->attr.weight.tensor, pk->trans ? "transposed " : "",
+                                (long long)(pk->trans ? pk->N : pk->K),
+                                (long long)(pk->trans ? pk->K : pk->N),
+                                (long long)((pk->N + pk->nr - 1) / pk->nr), (long long)pk->K,
+                                pk->nr));
+        bputs(b, " */\n");
+        bprintf(b, "    gemm_pack_b_%d(r, r->weights[%d], (float *)(r->packed + 0x%llx), %lld, %lld, "
+                   "%lld, %lld);\n",
+                pk->nr, wi, (unsigned long long)pk->offset, (long long)pk->K, (long long)pk->N,
+                (long long)(pk->trans ? 1 : pk->N), (long long)(pk->trans ? pk->K : 1));
+    }
+    bputs(b, "    return 0;\n}\n\n");
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The GEMM code every tiled matmul shares (written once per file)
+ */
+
+// Append text with $S (the shape "14x32"), $MR, $NR, $NV (b vectors per k step) and $ACC
+// (accumulators) replaced.
+static void tmpl(Buf *b, const char *text, int mr, int nr, int nv)
+{
+    for (const char *p = text; *p;) {
+        if (*p != '$') {
+            const char *q = strchr(p, '$');
+            size_t len = q ? (size_t)(q - p) : strlen(p);
+            bprintf(b, "%.*s", (int)len, p);
+            p += len;
+            continue;
+        }
+        if (strncmp(p, "$S", 2) == 0 && !(p[2] >= 'A' && p[2] <= 'Z'))
+            bprintf(b, "%dx%d", mr, nr), p += 2;
+        else if (strncmp(p, "$MR", 3) == 0)
+            bprintf(b, "%d", mr), p += 3;
+        else if (strncmp(p, "$NR", 3) == 0)
+            bprintf(b, "%d", nr), p += 3;
+        else if (strncmp(p, "$NV", 3) == 0)
+            bprintf(b, "%d", nv), p += 3;
+        else if (strncmp(p, "$ACC", 4) == 0)
+            bprintf(b, "%d", mr * nv), p += 4;
+        else
+            KILN_BUG("tmpl: unknown placeholder at '%.8s'", p);
+    }
+}
+
+static const char gemm_intro[] =
+    "/* ---------------------------------------------------------------------------------------\n"
+    " * Matrix products on packed panels (codegen/kernels_matmul.c; docs/codegen.md, \"Matmul\").\n"
+    " *\n"
+    " * Every tiled matmul below computes c = a b (a: M x K, b: K x N, c: M x N, per batch) with\n"
+    " * gemm_<mr>x<nr>_run, BLIS's loops around one register-blocked microkernel:\n"
+    " *   b   in panels of nr columns, [K][nr] each, the last one padded with zeros: a weight is\n"
+    " *       packed once at load by prepare(), an activation kc x nr at a time\n"
+    " *   a   mc rows x kc at a time are copied into a_pack (row i at a_pack + i * kc), so the\n"
+    " *       microkernel reads them contiguously whatever a's strides (transposes, batches)\n"
+    " *   c   in tiles of mr x nr, each the sum over k blocks of one microkernel call\n"
+    " * The work is split into tasks, one per (batch, block of mc rows, panel), which\n"
+    " * kiln_parallel_for hands to the threads in contiguous ranges.  Each element of c is one\n"
+    " * chain of FMAs in k order whatever the blocking, the range and the thread count, so\n"
+    " * results are bitwise identical on any number of threads.  A node's epilogue (fused bias,\n"
+    " * activation, residual) runs on each tile after its last k block, while it is in L1.\n"
+    " */\n"
+    "\n"
+    "// gemm_job: one matrix product (a matmul kernel fills one and runs it).\n"
+    "typedef struct gemm_job gemm_job;\n"
+    "struct gemm_job {\n"
+    "    const float *a;     // element (m, k) of a batch's a at a[m * a_rs + k * a_ks]\n"
+    "    const float *b;     // packed panels (b_packed), or (k, n) at b[k * b_ks + n * b_ns]\n"
+    "    float *c;           // (m, n) at c[m * N + n], the batches one after another\n"
+    "    int64_t M, N, K;    // per batch\n"
+    "    int64_t a_rs, a_ks, b_ks, b_ns;\n"
+    "    bool b_packed;      // b holds ceil(N / nr) panels of [K][nr], packed at load\n"
+    "    int64_t kc, mc;     // the k block and the row block (tile pass)\n"
+    "    int n_batch;        // batch loops, outermost first: sizes and element strides of a, b\n"
+    "    int64_t batch[6], a_bs[6], b_bs[6];\n"
+    "    // The node's epilogue, applied to the finished tile at t (row stride N): rows\n"
+    "    // [row, row + mr) of c counted across batches, columns [col, col + nr).  Or NULL.\n"
+    "    void (*epilogue)(const gemm_job *j, float *t, int64_t row, int64_t col, int mr, int nr);\n"
+    "    const float *in[16];    // the kernel's inputs, for the epilogue's operands\n"
+    "};\n"
+    "\n";
+
+static const char gemm_tile[] =
+    "/* gemm_$S_tile: the microkernel, the hot loop of every tiled matmul.\n"
+    " *   c[i, j] = (first ? 0 : c[i, j]) + sum over k < kc of a[i * as + k] * b[k * $NR + j]\n"
+    " * for rows i < mr and columns j < nr of a $MR x $NR tile of c (row stride ldc).\n"
+    " * Registers: acc[i][v] holds row i of the tile, columns [v * VL, v * VL + VL); bv[v] the\n"
+    " * same columns of b's row k.  Each a value is broadcast once per k and feeds $NV FMAs:\n"
+    " * $ACC accumulators + $NV b vectors + 1 broadcast are live in the loop.\n"
+    " * first: start from zero (the first k block), else continue from c: the same chain of\n"
+    " * FMAs, so blocking k never changes a bit.  nr < $NR (the last panel): only nr columns of\n"
+    " * c are read and written (the panel's zero padding computes the others).  b_next: the\n"
+    " * panel the next call reads, prefetched meanwhile.  mr is a constant in every call\n"
+    " * (gemm_$S has one copy of this function per row count), so acc lives in registers. */\n"
+    "static inline __attribute__((always_inline)) void\n"
+    "gemm_$S_tile(int mr, int64_t kc, const float *restrict a, int64_t as, const float *restrict b,\n"
+    "             const float *b_next, float *restrict c, int64_t ldc, int nr, bool first)\n"
+    "{\n"
+    "    V_T acc[$MR][$NV];\n"
+    "    for (int i = 0; i < mr; i++)\n"
+    "        for (int v = 0; v < $NV; v++) {\n"
+    "            const int lanes = nr - v * VL < 0 ? 0 : nr - v * VL < VL ? nr - v * VL : VL;\n"
+    "            acc[i][v] = first       ? V_ZERO()\n"
+    "                        : nr == $NR ? V_LOAD(c + i * ldc + v * VL)\n"
+    "                                    : V_LOAD_N(c + i * ldc + v * VL, lanes);\n"
+    "        }\n"
+    "    for (int64_t k = 0; k < kc; k++) {      // the hot loop\n"
+    "        V_T bv[$NV];\n"
+    "        for (int v = 0; v < $NV; v++)\n"
+    "            bv[v] = V_LOAD(b + k * $NR + v * VL);\n"
+    "$PREFETCH"
+    "        for (int i = 0; i < mr; i++) {\n"
+    "            const V_T ai = V_SET1(a[i * as + k]);\n"
+    "            for (int v = 0; v < $NV; v++)\n"
+    "                acc[i][v] = V_FMA(ai, bv[v], acc[i][v]);\n"
+    "        }\n"
+    "    }\n"
+    "    for (int i = 0; i < mr; i++)\n"
+    "        for (int v = 0; v < $NV; v++) {\n"
+    "            const int lanes = nr - v * VL < 0 ? 0 : nr - v * VL < VL ? nr - v * VL : VL;\n"
+    "            if (nr == $NR)\n"
+    "                V_STORE(c + i * ldc + v * VL, acc[i][v]);\n"
+    "            else\n"
+    "                V_STORE_N(c + i * ldc + v * VL, acc[i][v], lanes);\n"
+    "        }\n"
+    "}\n"
+    "\n";
+
+static const char gemm_run[] =
+    "/* gemm_$S_run: tasks [t0, t1) of the gemm_job ctx (a kiln_task_fn).  Task t is panel\n"
+    " * t % P (P = ceil(N / $NR)) of row block t / P (blocks of mc rows, batch after batch):\n"
+    " * the tasks of a range that share a row block share its packed a. */\n"
+    "static void gemm_$S_run(void *ctx, int64_t t0, int64_t t1)\n"
+    "{\n"
+    "    const gemm_job *j = ctx;\n"
+    "    const int64_t n_panels = (j->N + $NR - 1) / $NR, n_blocks = (j->M + j->mc - 1) / j->mc;\n"
+    "    // Few rows (decode): one k block, so that each thread streams its b panels end to end.\n"
+    "    const int64_t kc = j->M <= $MR && j->b_packed && j->K * $MR <= GEMM_A_FLOATS ? j->K : j->kc;\n"
+    "    float a_pack[GEMM_A_FLOATS] __attribute__((aligned(64)));\n"
+    "    float b_pack[GEMM_B_FLOATS] __attribute__((aligned(64)));\n"
+    "    for (int64_t t = t0; t < t1;) {\n"
+    "        // The range's tasks in one row block: panels p0 .. p1.\n"
+    "        const int64_t block = t / n_panels, p0 = t % n_panels;\n"
+    "        const int64_t p1 = t1 - t < n_panels - p0 ? p0 + (t1 - t) : n_panels;\n"
+    "        t += p1 - p0;\n"
+    "        const int64_t bi = block / n_blocks, m0 = block % n_blocks * j->mc;\n"
+    "        const int64_t mc = j->M - m0 < j->mc ? j->M - m0 : j->mc;\n"
+    "        const float *a = j->a, *b = j->b;\n"
+    "        for (int64_t d = j->n_batch - 1, rest = bi; d >= 0; d--) {   // batch bi's matrices\n"
+    "            a += rest % j->batch[d] * j->a_bs[d];\n"
+    "            b += rest % j->batch[d] * j->b_bs[d];\n"
+    "            rest /= j->batch[d];\n"
+    "        }\n"
+    "        float *c = j->c + (bi * j->M + m0) * j->N;\n"
+    "        for (int64_t k0 = 0; k0 < j->K; k0 += kc) {\n"
+    "            const int64_t kb = j->K - k0 < kc ? j->K - k0 : kc;\n"
+    "            // a's rows m0 .. m0 + mc, columns k0 .. k0 + kb: row i at a_pack + i * kb\n"
+    "            for (int64_t i = 0; i < mc; i++) {\n"
+    "                const float *src = a + (m0 + i) * j->a_rs + k0 * j->a_ks;\n"
+    "                if (j->a_ks == 1)\n"
+    "                    memcpy(a_pack + i * kb, src, (size_t)kb * sizeof(float));\n"
+    "                else\n"
+    "                    for (int64_t k = 0; k < kb; k++)\n"
+    "                        a_pack[i * kb + k] = src[k * j->a_ks];\n"
+    "            }\n"
+    "            for (int64_t p = p0; p < p1; p++) {\n"
+    "                const int64_t n0 = p * $NR;\n"
+    "                const int nr = j->N - n0 < $NR ? (int)(j->N - n0) : $NR;\n"
+    "                const float *bp, *b_next;\n"
+    "                if (j->b_packed) {\n"
+    "                    bp = b + p * j->K * $NR + k0 * $NR;\n"
+    "                    b_next = p + 1 < n_panels ? bp + j->K * $NR : bp;\n"
+    "                } else {    // an activation: pack this panel's kb x $NR slice now\n"
+    "                    for (int64_t k = 0; k < kb; k++)\n"
+    "                        for (int n = 0; n < $NR; n++)\n"
+    "                            b_pack[k * $NR + n] =\n"
+    "                                n < nr ? b[(k0 + k) * j->b_ks + (n0 + n) * j->b_ns] : 0.0f;\n"
+    "                    bp = b_next = b_pack;\n"
+    "                }\n"
+    "                for (int64_t i0 = 0; i0 < mc; i0 += $MR) {\n"
+    "                    const int mr = mc - i0 < $MR ? (int)(mc - i0) : $MR;\n"
+    "                    float *tile = c + i0 * j->N + n0;\n"
+    "                    gemm_$S(mr, kb, a_pack + i0 * kb, kb, bp, b_next, tile, j->N, nr, k0 == 0);\n"
+    "                    if (k0 + kb == j->K && j->epilogue)\n"
+    "                        j->epilogue(j, tile, bi * j->M + m0 + i0, n0, mr, nr);\n"
+    "                }\n"
+    "            }\n"
+    "        }\n"
+    "    }\n"
+    "}\n"
+    "\n"
+    "// The number of tasks of a job: batches x row blocks x panels.\n"
+    "static int64_t gemm_$S_tasks(const gemm_job *j)\n"
+    "{\n"
+    "    int64_t n = (j->M + j->mc - 1) / j->mc * ((j->N + $NR - 1) / $NR);\n"
+    "    for (int d = 0; d < j->n_batch; d++)\n"
+    "        n *= j->batch[d];\n"
+    "    return n;\n"
+    "}\n"
+    "\n";
+
+static const char gemm_pack[] =
+    "/* gemm_pack_b_$NR: packs b (K x N, element (k, n) at b[k * b_ks + n * b_ns]) into panels of\n"
+    " * $NR columns, [K][$NR] each, the last padded with zeros: the layout gemm_*x$NR_run reads.\n"
+    " * Used by prepare(), on the run's threads (a share of the panels each). */\n"
+    "typedef struct {\n"
+    "    const float *b;\n"
+    "    float *panels;\n"
+    "    int64_t K, N, b_ks, b_ns;\n"
+    "} gemm_pack_$NR_job;\n"
+    "\n"
+    "static void gemm_pack_b_$NR_run(void *ctx, int64_t p0, int64_t p1)\n"
+    "{\n"
+    "    const gemm_pack_$NR_job *j = ctx;\n"
+    "    for (int64_t p = p0; p < p1; p++) {\n"
+    "        float *panel = j->panels + p * j->K * $NR;\n"
+    "        const int64_t n0 = p * $NR;\n"
+    "        const int nr = j->N - n0 < $NR ? (int)(j->N - n0) : $NR;\n"
+    "        if (j->b_ns == 1) {         // b's rows are contiguous: copy $NR floats per k\n"
+    "            for (int64_t k = 0; k < j->K; k++)\n"
+    "                for (int n = 0; n < $NR; n++)\n"
+    "                    panel[k * $NR + n] = n < nr ? j->b[k * j->b_ks + n0 + n] : 0.0f;\n"
+    "        } else {                    // b^T: transpose 64 k at a time, both sides in L1\n"
+    "            for (int64_t k0 = 0; k0 < j->K; k0 += 64)\n"
+    "                for (int n = 0; n < $NR; n++)\n"
+    "                    for (int64_t k = k0; k < j->K && k < k0 + 64; k++)\n"
+    "                        panel[k * $NR + n] =\n"
+    "                            n < nr ? j->b[k * j->b_ks + (n0 + n) * j->b_ns] : 0.0f;\n"
+    "        }\n"
+    "    }\n"
+    "}\n"
+    "\n"
+    "static void gemm_pack_b_$NR(kiln_run *r, const float *b, float *panels, int64_t K, int64_t N,\n"
+    "                           int64_t b_ks, int64_t b_ns)\n"
+    "{\n"
+    "    gemm_pack_$NR_job job = {b, panels, K, N, b_ks, b_ns};\n"
+    "    kiln_parallel_for(r, (N + $NR - 1) / $NR, gemm_pack_b_$NR_run, &job);\n"
+    "}\n"
+    "\n";
+
+// Distinct register blocks of g's tiled matmuls, in graph order.
+static int register_blocks(const Graph *g, int (*shape)[2], int max)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *x = &g->nodes[i];
+        if (x->dead || x->op != OP_MATMUL || !x->tile.mr)
+            continue;
+        bool seen = false;
+        for (int s = 0; s < n; s++)
+            seen |= shape[s][0] == x->tile.mr && shape[s][1] == x->tile.nr;
+        if (!seen && n < max) {
+            shape[n][0] = x->tile.mr;
+            shape[n][1] = x->tile.nr;
+            n++;
+        }
+    }
+    return n;
+}
+
+// The K of a tiled matmul (static, or its bound).
+static int64_t k_max(const Graph *g, const Node *n)
+{
+    const Type *ta = &g->nodes[n->in[0]].type;
+    Dim d = ta->rank == 1 ? ta->dim[0]
+                          : ta->dim[n->attr.matmul.trans_a ? ta->rank - 2 : ta->rank - 1];
+    return d.sym >= 0 ? g->syms[d.sym].max : d.size;
+}
+
+void cg_emit_gemm_support(Cg *cg, Buf *b)
+{
+    const Graph *g = cg->g;
+    int shapes[8][2];
+    int n_shapes = register_blocks(g, shapes, 8);
+    if (!n_shapes)
+        return;
+    int lanes = isa_lanes(cg->isa);
+    // The packing buffers: a's block (mc x kc; mr x K for the one-block decode path of a
+    // packed b, when that stays under 1 MiB) and an activation b's slice (kc x nr).
+    int64_t a_floats = 0, b_floats = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->dead || n->op != OP_MATMUL || !n->tile.mr)
+            continue;
+        int64_t a = n->tile.mc * n->tile.kc, K = k_max(g, n);
+        if (n->tile.pack_b && (int64_t)n->tile.mr * K * 4 <= (1 << 20) && n->tile.mr * K > a)
+            a = n->tile.mr * K;
+        a_floats = a > a_floats ? a : a_floats;
+        int64_t bs = n->tile.pack_b ? n->tile.nr : n->tile.kc * n->tile.nr;
+        b_floats = bs > b_floats ? bs : b_floats;
+    }
+    bputs(b, gemm_intro);
+    bprintf(b, "// The packing buffers, on each thread's stack: a's block of the largest mc x kc (or\n"
+               "// mr x K when few rows stream a packed b in one k block), an activation b's kc x nr.\n"
+               "enum { GEMM_A_FLOATS = %lld, GEMM_B_FLOATS = %lld };\n\n",
+            (long long)a_floats, (long long)b_floats);
+    for (int s = 0; s < n_shapes; s++) {
+        int mr = shapes[s][0], nr = shapes[s][1], nv = nr / lanes;
+        if (nv * lanes != nr)
+            KILN_BUG("tile: nr %d is not a whole number of %d-float vectors", nr, lanes);
+        // One prefetch per 64-byte line of a b row (at least one per k).
+        Buf pf = {0};
+        int lines = nr * 4 / 64 ? nr * 4 / 64 : 1;
+        for (int l = 0; l < lines; l++)
+            bprintf(&pf, "        V_PREFETCH(b_next + k * $NR%s);\n",
+                    l ? cg_fmt(cg, " + %d", l * 16) : "");
+        Buf t = {0};
+        const char *tile_text = gemm_tile;
+        const char *mark = strstr(tile_text, "$PREFETCH");
+        bprintf(&t, "%.*s%s%s", (int)(mark - tile_text), tile_text, bstr(&pf),
+                mark + strlen("$PREFETCH"));
+        bfree(&pf);
+        tmpl(b, bstr(&t), mr, nr, nv);
+        bfree(&t);
+        // The row-count dispatcher.
+        tmpl(b, "// gemm_$S: the microkernel for mr = 1 .. $MR rows, one copy of the loop per count.\n"
+                "static void gemm_$S(int mr, int64_t kc, const float *a, int64_t as, const float *b,\n"
+                "                    const float *b_next, float *c, int64_t ldc, int nr, bool first)\n"
+                "{\n"
+                "    switch (mr) {\n", mr, nr, nv);
+        for (int r = mr; r >= 2; r--)
+            tmpl(b, cg_fmt(cg, "    case %d: gemm_$S_tile(%d, kc, a, as, b, b_next, c, ldc, nr, first); "
+                               "break;\n", r, r), mr, nr, nv);
+        tmpl(b, "    default: gemm_$S_tile(1, kc, a, as, b, b_next, c, ldc, nr, first); break;\n"
+                "    }\n"
+                "}\n\n", mr, nr, nv);
+        tmpl(b, gemm_run, mr, nr, nv);
+    }
+    // The panel packers of the widths prepare() uses.
+    for (int s = 0; s < n_shapes; s++) {
+        bool used = false, dup = false;
+        for (int p = 0; p < cg->n_packs; p++)
+            used |= cg->packs[p].nr == shapes[s][1];
+        for (int q = 0; q < s; q++)
+            dup |= shapes[q][1] == shapes[s][1];
+        if (used && !dup)
+            tmpl(b, gemm_pack, shapes[s][0], shapes[s][1], shapes[s][1] / lanes);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Tiled matmuls
+ */
+
+// The epilogue function of a tiled matmul: the node's fused element-wise ops on a finished
+// tile, a vector of VL at a time, the columns past the last whole vector one by one.  Written
+// to `out` before the kernel (it is a function of its own, called by gemm_*_run).
+static void tiled_epilogue(Kernel *k, const char *fn, Buf *out)
+{
+    const Node *n = k->n;
+    Buf body = k->body;         // cg_epilogue_apply writes to k->body: lend it this one
+    k->body = (Buf){0};
+    k->body.indent = 1;
+    unsigned uses = cg_epilogue_uses(k->cg->g, n);
+    bool flat = uses & CG_EPI_FLAT, col = flat || (uses & CG_EPI_COL);
+    for (int i = ir_op_inputs(n); i < n->n_in; i++)
+        if (k->arg[i])
+            bline(&k->body, "const float *restrict %s = j->in[%d];", k->arg[i], i);
+    if (!flat)
+        bline(&k->body, "(void)row;%s", col ? "" : " (void)col;");
+    bline(&k->body, "for (int i = 0; i < mr; i++) {");
+    k->body.indent++;
+    bline(&k->body, "float *restrict o = t + i * j->N;");
+    if (flat)
+        bline(&k->body, "const int64_t flat = (row + i) * j->N + col;   // of o[0] in the output");
+    bline(&k->body, "int jj = 0;");
+    bline(&k->body, "for (; jj + VL <= nr; jj += VL) {     // whole vectors");
+    k->body.indent++;
+    bline(&k->body, "V_T v = V_LOAD(o + jj);");
+    cg_epilogue_apply(k, "v", flat ? "flat + jj" : NULL, col ? "col + jj" : NULL, true);
+    bline(&k->body, "V_STORE(o + jj, v);");
+    k->body.indent--;
+    bline(&k->body, "}");
+    bline(&k->body, "for (; jj < nr; jj++) {               // the rest, one at a time");
+    k->body.indent++;
+    bline(&k->body, "float v = o[jj];");
+    cg_epilogue_apply(k, "v", flat ? "flat + jj" : NULL, col ? "col + jj" : NULL, false);
+    bline(&k->body, "o[jj] = v;");
+    k->body.indent--;
+    bline(&k->body, "}");
+    k->body.indent--;
+    bline(&k->body, "}");
+    bprintf(out, "// %s: the epilogue of %s (see its comment), on one finished tile.\n", fn,
+            k->name);
+    static const char *const params[] = {"const gemm_job *j", "float *t", "int64_t row",
+                                         "int64_t col", "int mr", "int nr"};
+    blist(out, cg_fmt(k->cg, "static void %s(", fn), params, 6, ")");
+    bprintf(out, "{\n%s}\n\n", bstr(&k->body));
+    bfree(&k->body);
+    k->body = body;
+}
+
+static const char *kib(Cg *cg, int64_t bytes)
+{
+    return bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0
+               ? cg_fmt(cg, "%lld MiB", (long long)(bytes / (1024 * 1024)))
+               : cg_fmt(cg, "%lld KiB", (long long)(bytes / 1024));
+}
+
+static bool tiled(Kernel *k, const Shape *s)
+{
+    Cg *cg = k->cg;
+    const Node *n = k->n;
+    const Tile *t = &n->tile;
+    const Nest *nest = &s->nest;
+    const CgPack *pk = cg_pack_of(cg, n, 1);
+    const Target *tg = &cg->g->target;
+    const char *shape = cg_fmt(cg, "%dx%d", t->mr, t->nr);
+
+    // The comment: the tiling and where b comes from.
+    bprintf(&k->notes, " *   tiling  %s: %d x %d microkernel (gemm_%s), kc %lld, mc %lld (tile pass,\n"
+                       " *           for L1d %s and L2 %s%s)\n",
+            isa_name(cg->isa), t->mr, t->nr, shape, (long long)t->kc, (long long)t->mc,
+            kib(cg, tg->l1d ? tg->l1d : 32 * 1024),
+            kib(cg, tg->l2 ? tg->l2 : (cg->isa == ISA_AVX512 ? 1024 : 512) * 1024),
+            tg->host ? " of this host" : ", defaults");
+    if (pk)
+        bprintf(&k->notes, " *           b packed at load by prepare(): %lld panels of [%lld][%d] at "
+                           "packed + 0x%llx\n",
+                (long long)((pk->N + pk->nr - 1) / pk->nr), (long long)pk->K, pk->nr,
+                (unsigned long long)pk->offset);
+    else
+        bprintf(&k->notes, " *           b packed %lld x %d at a time as the kernel runs\n",
+                (long long)t->kc, t->nr);
+
+    const char *epi = NULL;
+    if (n->n_epi > 0) {
+        epi = cg_fmt(cg, "%s_epilogue", k->name);
+        tiled_epilogue(k, epi, &k->helpers);
+    }
+
+    const char *sM = cg_mono(cg, s->M, false), *sN = cg_mono(cg, s->N, false);
+    const char *sK = cg_mono(cg, s->K, false);
+    Buf *B = &k->body;
+    bline(B, "gemm_job job = {");
+    B->indent++;
+    if (s->tra)
+        bline(B, ".a = %s, .a_rs = 1, .a_ks = %s,", k->arg[0], sM);
+    else
+        bline(B, ".a = %s, .a_rs = %s, .a_ks = 1,", k->arg[0], sK);
+    if (pk)
+        bline(B, ".b = %s, .b_packed = true,   // panels, packed at load", k->arg[1]);
+    else if (s->trb)
+        bline(B, ".b = %s, .b_ks = 1, .b_ns = %s,", k->arg[1], sK);
+    else
+        bline(B, ".b = %s, .b_ks = %s, .b_ns = 1,", k->arg[1], sN);
+    bline(B, ".c = %s,", k->out);
+    bline(B, ".M = %s, .N = %s, .K = %s,", sM, sN, sK);
+    bline(B, ".kc = %lld, .mc = %lld,", (long long)t->kc, (long long)t->mc);
+    if (nest->n_loops) {
+        Buf sz = {0}, sa = {0}, sb = {0};
+        for (int d = 0; d < nest->n_loops; d++) {
+            bprintf(&sz, "%s%s", d ? ", " : "", cg_mono(cg, nest->size[d], false));
+            bprintf(&sa, "%s%s", d ? ", " : "", cg_mono(cg, nest->stride[0][d], false));
+            bprintf(&sb, "%s%s", d ? ", " : "", cg_mono(cg, nest->stride[1][d], false));
+        }
+        bline(B, ".n_batch = %d, .batch = {%s},", nest->n_loops, bstr(&sz));
+        bline(B, ".a_bs = {%s}, .b_bs = {%s},", bstr(&sa), bstr(&sb));
+        bfree(&sz);
+        bfree(&sa);
+        bfree(&sb);
+    }
+    if (epi) {
+        Buf in = {0};
+        for (int i = 0; i < n->n_in; i++)
+            bprintf(&in, "%s%s", i ? ", " : "", k->arg[i]);
+        bline(B, ".epilogue = %s, .in = {%s},", epi, bstr(&in));
+        bfree(&in);
+    }
+    B->indent--;
+    bline(B, "};");
+    bline(B, "kiln_parallel_for(r, gemm_%s_tasks(&job), gemm_%s_run, &job);", shape, shape);
+    k->needs_run = true;
+    return true;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The kernel writer
+ */
+
+bool cg_kernel_matmul(Kernel *k)
+{
+    Cg *cg = k->cg;
+    const Node *n = k->n;
+    const Type *ta = &k->in[0]->type, *tb = &k->in[1]->type, *to = &n->type;
+    if (ta->dtype != DT_F32 || tb->dtype != DT_F32 || to->dtype != DT_F32)
+        return cg_unsupported(cg, n, "matmul of %s and %s", dtype_name(ta->dtype),
+                              dtype_name(tb->dtype));
+    Shape s = shape_of(k);
+    if (n->tile.mr && !s.b_vec)
+        return tiled(k, &s);
+    return plain(k, &s);
 }

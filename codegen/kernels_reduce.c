@@ -41,6 +41,26 @@ static void close_rows(Kernel *k)
     bline(&k->body, "} // row");
 }
 
+// The last pass over a row: for j, yr[j] = value, through the node's epilogue if it has one
+// (fuse-elementwise): element row * C + j of the output, column j.
+static void store_row(Kernel *k, Mono C, const char *value)
+{
+    Cg *cg = k->cg;
+    const char *c = cg_mono(cg, C, false);
+    if (k->n->n_epi == 0) {
+        bline(&k->body, "for (int64_t j = 0; j < %s; j++)", c);
+        bline(&k->body, "    yr[j] = %s;", value);
+        return;
+    }
+    bline(&k->body, "for (int64_t j = 0; j < %s; j++) {", c);
+    k->body.indent++;
+    cg_assign(k, "float v", value);
+    cg_epilogue_apply(k, "v", cg_fmt(cg, "row * %s + j", cg_mono(cg, C, true)), "j", false);
+    bline(&k->body, "yr[j] = v;");
+    k->body.indent--;
+    bline(&k->body, "}");
+}
+
 // softmax: y = exp(x - max) * (1 / sum of exp(x - max)); max ignores NaN (fmaxf), as the
 // interpreter's fmax.  A row of all -inf gives NaN, as in the interpreter and PyTorch.
 bool cg_kernel_softmax(Kernel *k)
@@ -58,8 +78,7 @@ bool cg_kernel_softmax(Kernel *k)
     bline(&k->body, "    sum += yr[j];");
     bline(&k->body, "}");
     bline(&k->body, "const float inv = 1.0f / sum;");
-    bline(&k->body, "for (int64_t j = 0; j < %s; j++)", c);
-    bline(&k->body, "    yr[j] *= inv;");
+    store_row(k, C, "yr[j] * inv");
     close_rows(k);
     return true;
 }
@@ -87,8 +106,7 @@ bool cg_kernel_layer_norm(Kernel *k)
     bline(&k->body, "    sq += dev * dev;");
     bline(&k->body, "}");
     bline(&k->body, "const float rstd = 1.0f / sqrtf(sq / %s + %s);", cf, bstr(&eps));
-    bline(&k->body, "for (int64_t j = 0; j < %s; j++)", c);
-    bline(&k->body, "    yr[j] = (xr[j] - mean) * rstd * %s[j] + %s[j];", k->arg[1], k->arg[2]);
+    store_row(k, C, cg_fmt(cg, "(xr[j] - mean) * rstd * %s[j] + %s[j]", k->arg[1], k->arg[2]));
     close_rows(k);
     bfree(&eps);
     return true;

@@ -256,6 +256,11 @@ bool cg_c_reserved(const char *name)
 {
     if (name[0] == 0 || name[0] == '_' || !strncmp(name, "kiln_", 5) || !strncmp(name, "KILN_", 5))
         return true;
+    // The vector vocabulary (VL, V_LOAD, v_mask, ...) and the shared GEMM code (gemm_job,
+    // GEMM_A_FLOATS, ...) atop every file: isa_prelude.c, kernels_matmul.c.
+    if (!strcmp(name, "VL") || !strncmp(name, "V_", 2) || !strncmp(name, "v_", 2) ||
+        !strncmp(name, "gemm_", 5) || !strncmp(name, "GEMM_", 5))
+        return true;
     size_t n = strlen(name);
     for (const char *p = reserved_names; (p = strstr(p, name)) != NULL; p += n)
         if (p > reserved_names && p[-1] == ' ' && (p[n] == ' ' || p[n] == 0))

@@ -11,8 +11,12 @@
 #include "cg.h"
 #include "kiln_rt.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <errno.h>
 #include <libgen.h>
+#include <math.h>
 #include <limits.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -22,6 +26,114 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* ---------------------------------------------------------------------------------------
+ * The target: --isa, and this machine's vector ISA and caches for --isa auto
+ */
+
+// The best ISA this CPU runs, as the runtime's kiln_cpu_check will test it.
+static Isa host_isa(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return ISA_AVX2;
+    return ISA_SCALAR;
+#elif defined(__aarch64__)
+    return ISA_NEON;
+#else
+    return ISA_SCALAR;
+#endif
+}
+
+// "48K", "1024K", "32M" (sysfs cache sizes) in bytes; 0 if unreadable.
+static int64_t read_size(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long long v = 0;
+    char unit = 0;
+    int n = fscanf(f, "%lld%c", &v, &unit);
+    fclose(f);
+    if (n < 1 || v <= 0)
+        return 0;
+    return unit == 'K' ? v * 1024 : unit == 'M' ? v * 1024 * 1024 : v;
+}
+
+// This machine's data caches: sysfs (cpu0's cache/index*), else CPUID on x86 (some virtual
+// machines have no sysfs cache entries), else zero (the tile pass's defaults).
+static void host_caches(Target *t)
+{
+    for (int i = 0; i < 8; i++) {
+        char path[128], type[32] = "";
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;
+        int ok = fscanf(f, "%31s", type);
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        int64_t level = read_size(path);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        int64_t size = read_size(path);
+        if (ok != 1 || strcmp(type, "Instruction") == 0)
+            continue;
+        if (level == 1)
+            t->l1d = size;
+        else if (level == 2)
+            t->l2 = size;
+        else if (level == 3)
+            t->l3 = size;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!t->l1d && __get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000006) {
+        // AMD's legacy leaves: L1d KiB in 0x80000005 ECX[31:24], L2 KiB in 0x80000006
+        // ECX[31:16] (zero on Intel, which the leaf-4 walk below covers).
+        __get_cpuid(0x80000005, &a, &b, &c, &d);
+        t->l1d = (int64_t)(c >> 24) * 1024;
+        __get_cpuid(0x80000006, &a, &b, &c, &d);
+        t->l2 = (int64_t)(c >> 16) * 1024;
+    }
+    if (!t->l1d && __get_cpuid_max(0, NULL) >= 4) {
+        for (unsigned i = 0; i < 8; i++) {      // Intel's deterministic cache parameters
+            __cpuid_count(4, i, a, b, c, d);
+            unsigned type = a & 31, level = (a >> 5) & 7;
+            if (type == 0)
+                break;
+            int64_t size = (int64_t)(((b >> 22) & 1023) + 1) * (((b >> 12) & 1023) + 1) *
+                           ((b & 4095) + 1) * ((int64_t)c + 1);
+            if (type != 2 && level == 1)
+                t->l1d = size;
+            else if (type != 2 && level == 2)
+                t->l2 = size;
+            else if (type != 2 && level == 3)
+                t->l3 = size;
+        }
+    }
+#endif
+    t->host = t->l1d > 0 || t->l2 > 0;
+}
+
+// --isa auto (or none): the host's ISA and caches.  A named ISA: its default caches, so the
+// generated C is the same on every machine (golden tests, cross-compiling).
+static Target target_of(const Options *opt)
+{
+    Target t;
+    memset(&t, 0, sizeof t);
+    if (opt->isa && strcmp(opt->isa, "auto") != 0) {
+        if (!isa_parse(opt->isa, &t.isa))
+            KILN_BUG("--isa '%s' passed main.c's check", opt->isa);
+        return t;
+    }
+    t.isa = host_isa();
+    host_caches(&t);
+    return t;
+}
 
 /* ---------------------------------------------------------------------------------------
  * Shared steps
@@ -43,6 +155,7 @@ static Graph *compile(const Options *opt, bool run_passes, FILE *dump, const cha
         ir_verify(g, NULL);
         return g;
     }
+    g->target = target_of(opt);
     PipelineOptions po = {
         .disabled = opt->disabled,
         .n_disabled = opt->n_disabled,
@@ -101,7 +214,7 @@ static int make_temp_beside(const char *path, char *tmp, size_t n)
 // Write the generated C for g to `path` atomically ("-" = stdout).
 static bool write_c(const Graph *g, const Options *opt, const char *path)
 {
-    CgOptions co = {.command = opt->command_line, .isa = "native"};
+    CgOptions co = {.command = opt->command_line, .isa = NULL};    // g->target.isa
     Diag d;
     diag_init(&d);
     if (strcmp(path, "-") == 0)
@@ -197,6 +310,15 @@ int kiln_cmd_build(const Options *opt)
     if (!g)
         return 1;
     const char *out = opt->out_path ? opt->out_path : g->model_name;
+#if !defined(__aarch64__)
+    if (g->target.isa == ISA_NEON) {
+        fprintf(stderr, "kiln: error: --isa neon: this machine cannot link an AArch64 binary; "
+                        "write the C with 'kiln emit --isa neon' and compile it with an AArch64 "
+                        "toolchain\n");
+        graph_free(g);
+        return 1;
+    }
+#endif
 
     // The C file goes beside the output, or beside --emit-c's path when given, so that a
     // place that cannot be written fails before the compiler runs; it is removed afterwards
@@ -231,7 +353,17 @@ int kiln_cmd_build(const Options *opt)
         argv[n++] = (char *)(opt->cc ? opt->cc : "clang");
         argv[n++] = "-std=gnu11";
         argv[n++] = "-O3";
-        argv[n++] = "-march=native";
+        // The ISA's own flags and nothing wider, so the binary runs on every CPU that has it
+        // (the runtime checks that first); scalar is the baseline of the architecture.
+        if (g->target.isa == ISA_AVX512) {
+            argv[n++] = "-mavx512f";
+            argv[n++] = "-mavx512vl";
+            argv[n++] = "-mfma";
+            argv[n++] = "-mavx2";
+        } else if (g->target.isa == ISA_AVX2) {
+            argv[n++] = "-mavx2";
+            argv[n++] = "-mfma";
+        }
         argv[n++] = "-fno-math-errno";
         argv[n++] = inc_flag;
         // --cflags / KILN_CFLAGS: extra words for the compiler (space-separated)
@@ -242,6 +374,7 @@ int kiln_cmd_build(const Options *opt)
         argv[n++] = lib;
         argv[n++] = "-lcjson";
         argv[n++] = "-lm";
+        argv[n++] = "-pthread";
         argv[n++] = "-o";
         argv[n++] = bin_tmp;
         argv[n] = NULL;
@@ -477,6 +610,16 @@ int kiln_cmd_interp(const Options *opt)
             fprintf(stderr, "kiln: error: input '%s' is %s in %s, the spec wants %s\n", name,
                     dtype_name(ins[k].dtype), path, dtype_name(want->dtype));
             goto done;
+        }
+        if (want->dtype == DT_F32) {   // as the model binary: f32 inputs hold finite values
+            const float *x = ins[k].data;
+            for (int64_t e = 0, numel = tensor_numel(&ins[k]); e < numel; e++)
+                if (!isfinite(x[e])) {
+                    fprintf(stderr, "kiln: error: input '%s': %s has a non-finite value (%s) at "
+                                    "flat index %lld\n", name, path,
+                            isnan(x[e]) ? "nan" : x[e] > 0 ? "inf" : "-inf", (long long)e);
+                    goto done;
+                }
         }
     }
     for (int j = 0; j < g->n_inputs; j++)

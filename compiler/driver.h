@@ -22,6 +22,8 @@ typedef struct {
     const char *after;          // inspect --after PASS
     bool dot;                   // inspect --dot: Graphviz DOT instead of text
     const char *svg;            // inspect --svg FILE: render the DOT with Graphviz
+    const char *isa;            // --isa NAME: avx512, avx2, neon, scalar; NULL or "auto": the
+                                // host's best (build, emit, inspect)
     bool time_passes;
     bool verbose;               // print the compiler command
     const char *command_line;   // as typed, for the generated file's header comment

@@ -29,6 +29,9 @@ static const char usage[] =
     "options for build, emit, inspect, interp:\n"
     "  -D NAME=VALUE         override spec parameter NAME (e.g. -D n_layer=2)\n"
     "  --disable-pass NAME   skip an optional pass (see the list below); repeatable\n"
+    "  --isa ISA             vector ISA of the generated code: auto (default: this machine's\n"
+    "                        best, tiled for its caches), avx512, avx2, neon or scalar (tiled\n"
+    "                        for default cache sizes, so the C is the same on any host)\n"
     "  --time-passes         print the time each pass took\n"
     "  --after PASS          inspect: print only after PASS ('parse', a pass name, or 'all')\n"
     "  --dot                 inspect: Graphviz DOT of the graph (after the last pass, or --after)\n"
@@ -144,6 +147,14 @@ int main(int argc, char **argv)
             if (!v)
                 goto out;
             VEC_PUSH(opt.disabled, opt.n_disabled, opt.cap_disabled, v);
+        } else if (!strcmp(key, "--isa")) {
+            if (!(opt.isa = VALUE()))
+                goto out;
+            Isa isa;
+            if (strcmp(opt.isa, "auto") != 0 && !isa_parse(opt.isa, &isa)) {
+                usage_error("--isa wants auto, avx512, avx2, neon or scalar, found '%s'", opt.isa);
+                goto out;
+            }
         } else if (!strcmp(a, "--time-passes")) {
             opt.time_passes = true;
         } else if (!strcmp(a, "--dot")) {

@@ -614,10 +614,87 @@ static bool op_gather(const Node *n, const Tensor *table, const Tensor *ids, Ten
     return true;
 }
 
-// Evaluate node n (any op but INPUT, WEIGHT and CONST, whose values are not computed) from
-// its inputs into out, whose dtype, dims and zeroed data the caller set up.  The one
-// dispatch over ops: the interpreter and constant folding both come here.
-static bool eval_node(const Node *n, const Tensor *const *in, Tensor *out, FILE *err)
+// OP_ATTENTION, by its definition (ops.def): for every leading index and query row i,
+//   s[j] = (q[i, :] . k[j, :]) * scale  (+ mask[.., i, j])  (-inf where causal and
+//          j > i + Sk - Sq),
+//   out[i, :] = sum over j of softmax(s)[j] * v[j, :].
+// q, k, v and out share their leading dims; the mask broadcasts into [.., Sq, Sk].  All in
+// double, rounded once on store; no intermediate is rounded to f32, so the result differs
+// from the unfused chain's (which rounds the scores and the probabilities) by float
+// rounding only.  A row whose scores are all -inf gives NaN, as softmax does.
+static bool op_attention(const Node *n, const Tensor *const *in, Tensor *out)
+{
+    const Tensor *q = in[0], *k = in[1], *v = in[2];
+    const Tensor *mask = ir_op_inputs(n) == 4 ? in[3] : NULL;
+    int r = q->rank;
+    bool ok = r >= 2 && k->rank == r && v->rank == r && q->dtype == DT_F32 &&
+              k->dtype == DT_F32 && v->dtype == DT_F32 && out->dtype == DT_F32 &&
+              q->dim[r - 1] == k->dim[r - 1] && k->dim[r - 2] == v->dim[r - 2];
+    for (int a = 0; ok && a < r - 2; a++)
+        ok = q->dim[a] == k->dim[a] && q->dim[a] == v->dim[a];
+    if (!ok)
+        KILN_BUG("interp: fused_attention '%s': inputs do not fit q, k, v", n->name);
+    int64_t Sq = q->dim[r - 2], Sk = k->dim[r - 2], D = q->dim[r - 1], Dv = v->dim[r - 1];
+    int64_t dims[KILN_MAX_RANK];
+    memcpy(dims, q->dim, sizeof dims);
+    dims[r - 1] = Dv;
+    check_shape(n, out, dims, r);
+
+    // The mask read as if it were [.., Sq, Sk]: stride 0 along the dims it broadcasts.
+    int64_t sdims[KILN_MAX_RANK], mst[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0};
+    memcpy(sdims, q->dim, sizeof sdims);
+    sdims[r - 1] = Sk;
+    if (mask) {
+        int64_t bd[KILN_MAX_RANK];
+        int br;
+        if (mask->dtype != DT_F32 || !broadcast_dims(sdims, r, mask->dim, mask->rank, bd, &br) ||
+            br != r || memcmp(bd, sdims, (size_t)r * sizeof *bd) != 0)
+            KILN_BUG("interp: fused_attention '%s': the mask does not broadcast", n->name);
+        broadcast_strides(mask->dim, mask->rank, sdims, r, 1, mst);
+    }
+    int64_t n_mat = 1;
+    for (int a = 0; a < r - 2; a++)
+        n_mat *= q->dim[a];
+    const float *pq = q->data, *pk = k->data, *pv = v->data;
+    const float *pm = mask ? mask->data : NULL;
+    float *po = out->data;
+    double *s = xmalloc((size_t)(Sk ? Sk : 1) * sizeof *s);
+    double scale = n->attr.attention.scale;
+    for (int64_t b = 0; b < n_mat; b++, next_index(idx, sdims, r - 2)) {
+        const float *qb = pq + b * Sq * D, *kb = pk + b * Sk * D, *vb = pv + b * Sk * Dv;
+        int64_t mb = mask ? offset_of(idx, mst, r - 2) : 0;
+        for (int64_t i = 0; i < Sq; i++) {
+            double mx = -(double)INFINITY;
+            for (int64_t j = 0; j < Sk; j++) {
+                double dot = 0;
+                for (int64_t d = 0; d < D; d++)
+                    dot += (double)qb[i * D + d] * (double)kb[j * D + d];
+                s[j] = dot * scale;
+                if (pm)
+                    s[j] += (double)pm[mb + i * mst[r - 2] + j * mst[r - 1]];
+                if (n->attr.attention.causal && j > i + (Sk - Sq))
+                    s[j] = -(double)INFINITY;
+                mx = fmax(mx, s[j]);
+            }
+            double sum = 0;
+            for (int64_t j = 0; j < Sk; j++) {
+                s[j] = exp(s[j] - mx);
+                sum += s[j];
+            }
+            for (int64_t d = 0; d < Dv; d++) {
+                double acc = 0;
+                for (int64_t j = 0; j < Sk; j++)
+                    acc += s[j] / sum * (double)vb[j * Dv + d];
+                po[(b * Sq + i) * Dv + d] = (float)acc;
+            }
+        }
+    }
+    free(s);
+    return true;
+}
+
+// The op of node n alone, without its epilogue; see eval_node.
+static bool eval_op(const Node *n, const Tensor *const *in, Tensor *out, FILE *err)
 {
     switch (n->op) {
     case OP_INPUT:
@@ -641,12 +718,52 @@ static bool eval_node(const Node *n, const Tensor *const *in, Tensor *out, FILE 
     case OP_RESHAPE:     return op_reshape(n, in[0], out);
     case OP_TRANSPOSE:   return op_transpose(n, in[0], out);
     case OP_SLICE:       return op_slice(n, in[0], out, err);
-    case OP_CONCAT:      return op_concat(n, in, n->n_in, out);
+    case OP_CONCAT:      return op_concat(n, in, ir_op_inputs(n), out);
     case OP_GATHER:      return op_gather(n, in[0], in[1], out, err);
+    case OP_ATTENTION:   return op_attention(n, in, out);
     case OP_COUNT:
         break;
     }
     KILN_BUG("interp: eval_node on %s '%s'", op_name(n->op), n->name);
+}
+
+// Apply n's epilogue (fuse-elementwise) to its computed value, in place.  Each step is the
+// element-wise op it was before fusion, run by the same function on a stand-in node, so each
+// step rounds to f32 exactly as the unfused node did: a fused graph interprets to the same
+// bits as the unfused one.  Operands broadcast NumPy-style (op_binary).
+static bool apply_epilogue(const Node *n, const Tensor *const *in, Tensor *out, FILE *err)
+{
+    for (int s = 0; s < n->n_epi; s++) {
+        const EpiOp *e = &n->epi[s];
+        Node step;
+        memset(&step, 0, sizeof step);
+        step.op = (OpKind)e->op;
+        step.name = n->name;
+        step.loc = n->loc;
+        bool ok;
+        if (e->operand_in < 0) {
+            if (e->op == OP_SCALE)
+                step.attr.scale.by = e->by;
+            else if (e->op == OP_GELU)
+                step.attr.gelu.tanh = e->tanh;
+            ok = op_unary(&step, out, out);     // reads out[i] before writing it
+        } else {
+            const Tensor *x = in[e->operand_in];
+            ok = e->operand_left ? op_binary(&step, x, out, out, err)
+                                 : op_binary(&step, out, x, out, err);
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+// Evaluate node n (any op but INPUT, WEIGHT and CONST, whose values are not computed) from
+// its inputs into out, whose dtype, dims and zeroed data the caller set up: its op, then its
+// epilogue.  The one dispatch over ops: the interpreter and constant folding both come here.
+static bool eval_node(const Node *n, const Tensor *const *in, Tensor *out, FILE *err)
+{
+    return eval_op(n, in, out, err) && apply_epilogue(n, in, out, err);
 }
 
 /* =======================================================================================

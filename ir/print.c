@@ -4,6 +4,10 @@
  *     sym seq <= 64
  *     %0 = input input_ids : i32[batch, seq]                         @gpt2.yaml:31
  *     %7 = matmul %5, %6 {trans_b} : f32[batch, 4, seq, seq]  h.0.attn.qk  @gpt2.yaml:58
+ *     %9 = matmul %4, %8 -> add _, %3 -> gelu {tanh} : f32[seq, 64]  h.0.mlp.c_fc  @gpt2.yaml:85
+ *           fuses matmul h.0.mlp.c_fc @gpt2.yaml:85   (one line per spec node it implements)
+ *           fuses add h.0.mlp.fc @gpt2.yaml:86
+ *           fuses gelu h.0.mlp.act @gpt2.yaml:87
  *     output logits = %90
  *
  * Deterministic: the same graph prints the same bytes.
@@ -47,6 +51,9 @@ static void print_attrs(const Graph *g, const Node *n, FILE *out)
             ADD("trans_a");
         if (n->attr.matmul.trans_b)
             ADD("%strans_b", len ? ", " : "");
+        if (n->tile.mr)     // the tile pass's choice
+            ADD("%stile %dx%d kc %lld mc %lld%s", len ? ", " : "", n->tile.mr, n->tile.nr,
+                (long long)n->tile.kc, (long long)n->tile.mc, n->tile.pack_b ? " packed-b" : "");
         break;
     case OP_SCALE: ADD("by %.9g", n->attr.scale.by); break;
     case OP_GELU: ADD("%s", n->attr.gelu.tanh ? "tanh" : "erf"); break;
@@ -63,12 +70,36 @@ static void print_attrs(const Graph *g, const Node *n, FILE *out)
             (long long)n->attr.slice.end);
         break;
     case OP_CONCAT: ADD("axis %d", n->attr.concat.axis); break;
+    case OP_ATTENTION:
+        ADD("scale %.9g%s%s", n->attr.attention.scale, n->attr.attention.causal ? ", causal" : "",
+            ir_op_inputs(n) == 4 ? ", mask" : "");
+        break;
     default: break;
     }
 #undef ADD
     (void)g;
     if (buf[0])
         fprintf(out, " {%s}", buf);
+}
+
+// The epilogue (fuse-elementwise), one "-> step" each, `_` the running value:
+//   -> add _, %21 -> gelu {tanh} -> sub %3, _ -> scale {by 0.125}
+static void print_epilogue(const Node *n, FILE *out)
+{
+    for (int s = 0; s < n->n_epi; s++) {
+        const EpiOp *e = &n->epi[s];
+        fprintf(out, " -> %s", op_name((OpKind)e->op));
+        if (e->operand_in >= 0) {
+            if (e->operand_left)
+                fprintf(out, " %%%d, _", n->in[e->operand_in]);
+            else
+                fprintf(out, " _, %%%d", n->in[e->operand_in]);
+        }
+        if (e->op == OP_SCALE)
+            fprintf(out, " {by %.9g}", e->by);
+        else if (e->op == OP_GELU)
+            fprintf(out, " {%s}", e->tanh ? "tanh" : "erf");
+    }
 }
 
 void ir_print(const Graph *g, FILE *out)
@@ -87,10 +118,12 @@ void ir_print(const Graph *g, FILE *out)
             continue;
         char line[1024], shape[256];
         int len = snprintf(line, sizeof line, "  %%%d = %s", n->id, op_name(n->op));
-        for (int k = 0; k < n->n_in && len < (int)sizeof line; k++)
+        int n_op_in = ir_op_inputs(n);
+        for (int k = 0; k < n_op_in && len < (int)sizeof line; k++)
             len += snprintf(line + len, sizeof line - (size_t)len, "%s %%%d", k ? "," : "", n->in[k]);
         fputs(line, out);
         print_attrs(g, n, out);
+        print_epilogue(n, out);
         fprintf(out, " : %s%s  %s", dtype_name(n->type.dtype),
                 shape_str(g, &n->type, shape, sizeof shape), n->name);
         if (n->loc.line > 0)
@@ -107,4 +140,6 @@ void ir_print(const Graph *g, FILE *out)
         fprintf(out, "  output %s = %%%d\n", g->outputs[i].name, g->outputs[i].node);
     if (g->arena_bytes > 0)
         fprintf(out, "  arena %lld bytes in %d buffers\n", (long long)g->arena_bytes, g->n_buffers);
+    for (const Note *note = g->notes; note; note = note->next)
+        fprintf(out, "  note: %s\n", note->text);
 }

@@ -7,6 +7,39 @@
 
 #include <string.h>
 
+// The epilogue (fuse-elementwise): only on nodes whose kernels apply one, f32; each step one
+// of the ops the code generator knows; the binary steps' operands are in[ir_op_inputs(n)..],
+// one slot each, in step order, f32 and of a form the kernels index (ir_epi_form).
+static void verify_epilogue(const Graph *g, const Node *n, const char *when)
+{
+    if (n->n_epi == 0)
+        return;
+    if (!n->epi || !ir_epi_anchor(n->op) || n->type.dtype != DT_F32)
+        KILN_BUG("after %s: %s '%s' (%s) carries an epilogue", when, op_name(n->op), n->name,
+                 dtype_name(n->type.dtype));
+    int slot = ir_op_inputs(n);
+    for (int s = 0; s < n->n_epi; s++) {
+        const EpiOp *e = &n->epi[s];
+        bool binary = e->op == OP_ADD || e->op == OP_SUB || e->op == OP_MUL || e->op == OP_DIV;
+        bool unary = e->op == OP_SCALE || e->op == OP_RELU || e->op == OP_TANH || e->op == OP_GELU;
+        if (!binary && !unary)
+            KILN_BUG("after %s: '%s' epilogue step %d is op %d", when, n->name, s, e->op);
+        if (unary) {
+            if (e->operand_in != -1)
+                KILN_BUG("after %s: '%s' epilogue step %d (%s) has an operand", when, n->name, s,
+                         op_name(e->op));
+            continue;
+        }
+        if (e->operand_in != slot)
+            KILN_BUG("after %s: '%s' epilogue step %d reads in[%d], expected in[%d]", when,
+                     n->name, s, e->operand_in, slot);
+        const Node *x = &g->nodes[n->in[slot++]];
+        if (x->type.dtype != DT_F32 || ir_epi_form(&x->type, &n->type) == EPI_OTHER)
+            KILN_BUG("after %s: '%s' epilogue operand '%s' does not broadcast into it", when,
+                     n->name, x->name);
+    }
+}
+
 void ir_verify(const Graph *g, const char *after)
 {
     const char *when = after ? after : "parse";
@@ -21,8 +54,12 @@ void ir_verify(const Graph *g, const char *after)
         if (n->dead)
             continue;
         const OpInfo *info = &op_info[n->op];
-        if (n->n_in < info->min_in || n->n_in > info->max_in)
-            KILN_BUG("after %s: %s '%s' has %d inputs", when, info->name, n->name, n->n_in);
+        int n_op_in = ir_op_inputs(n);
+        if (n_op_in < info->min_in || n_op_in > info->max_in || n->n_in > KILN_MAX_IN)
+            KILN_BUG("after %s: %s '%s' has %d inputs", when, info->name, n->name, n_op_in);
+        if (n->n_origins < 1 + n->n_epi)
+            KILN_BUG("after %s: '%s' has %d origins for %d epilogue steps", when, n->name,
+                     n->n_origins, n->n_epi);
         for (int k = 0; k < n->n_in; k++) {
             NodeId p = n->in[k];
             if (p < 0 || p >= i)
@@ -30,6 +67,7 @@ void ir_verify(const Graph *g, const char *after)
             if (g->nodes[p].dead)
                 KILN_BUG("after %s: '%s' reads dead node '%s'", when, n->name, g->nodes[p].name);
         }
+        verify_epilogue(g, n, when);
         if (n->type.rank < 0 || n->type.rank > KILN_MAX_RANK)
             KILN_BUG("after %s: '%s' has rank %d", when, n->name, n->type.rank);
         for (int k = 0; k < n->type.rank; k++) {

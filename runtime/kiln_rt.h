@@ -63,6 +63,14 @@ typedef struct {
     size_t arena_bytes;                 // activation arena at the symbolic bounds
     // Runs the model once.  Returns 0, or non-zero after writing a message to r->err.
     int (*forward)(kiln_run *r);
+    // The vector ISA the file was generated for ("avx512", "avx2", "neon", "scalar"):
+    // kiln_main checks the CPU has it before anything else runs (kiln_cpu_check).
+    const char *isa;
+    // Weights that matmuls read in packed panels: prepare() fills r->packed (packed_bytes,
+    // 64-byte aligned) from r->weights once, after binding and before the first forward().
+    // NULL / 0 when nothing is packed.  Returns 0, or non-zero with a message in r->err.
+    size_t packed_bytes;
+    int (*prepare)(kiln_run *r);
 } kiln_model;
 
 // Everything one forward call reads and writes.  The runtime fills it; forward() uses it.
@@ -74,6 +82,8 @@ struct kiln_run {
     void *const *outputs;           // [n_outputs] caller-owned, contiguous, actual shapes
     char *arena;                    // arena_bytes, 64-byte aligned
     char err[512];                  // message when forward returns non-zero
+    char *packed;                   // model->packed_bytes, filled by model->prepare
+    struct kiln_pool *pool;         // worker threads (threads.c); NULL: the caller alone
 };
 
 // Format a message into r->err and return 1 (for `return kiln_fail(r, ...)`).
@@ -84,6 +94,34 @@ int kiln_fail(kiln_run *r, const char *fmt, ...) __attribute__((format(printf, 2
 //           [--repeat N] [--help]
 // Returns the process exit status.
 int kiln_main(int argc, char **argv, const kiln_model *m);
+
+// Whether this CPU can run code built for `isa` (kiln_model.isa).  Returns 0, or -1 with
+// "built for avx512 but this CPU lacks avx512f" in err.  The runtime is compiled without
+// ISA flags, so this runs on any CPU.  For tests only, $KILN_TEST_CPU_LACKS (a comma-separated
+// list of feature names, e.g. "avx512f") makes the check treat those features as missing.
+int kiln_cpu_check(const char *isa, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------------------------------
+ * threads.c: the worker threads of a run
+ */
+
+typedef struct kiln_pool kiln_pool;
+
+// A share of a parallel loop: items [begin, end) of the n given to kiln_parallel_for.
+typedef void (*kiln_task_fn)(void *ctx, int64_t begin, int64_t end);
+
+// Run fn over items [0, n) on r's threads: thread t gets the contiguous range
+// [n * t / T, n * (t + 1) / T) (a static partition, so which thread computes what depends
+// only on n and T), the caller is thread 0, and the call returns when every range is done.
+// With no pool (r->pool NULL), one thread, or from inside a task, fn(ctx, 0, n) runs here.
+void kiln_parallel_for(kiln_run *r, int64_t n, kiln_task_fn fn, void *ctx);
+// Create a pool of n_threads threads in all (the caller plus n_threads - 1 workers, which
+// sleep when idle).  NULL when threads cannot be created.  Free with kiln_pool_free.
+kiln_pool *kiln_pool_new(int n_threads);
+void kiln_pool_free(kiln_pool *p);
+int kiln_pool_threads(const kiln_pool *p);     // 1 for NULL
+// $KILN_NUM_THREADS when it is a whole number from 1 to 256, else the online cores.
+int kiln_default_threads(void);
 
 /* ---------------------------------------------------------------------------------------
  * safetensors.c: mmap'd weights

@@ -2,14 +2,16 @@
  *
  * The generated file ends in `int main(int argc, char **argv) { return kiln_main(argc, argv,
  * &model); }`; everything between the command line and forward() happens here, in order,
- * stopping at the first error:
+ * stopping at the first error (after a check that the CPU has the model's vector ISA):
  *
  *   1. parse the command line                      (usage errors exit 2)
  *   2. open the weights and bind them to the model (safetensors.c)
  *   3. read every input, check dtype and shape, bind the symbolic dims from the shapes
  *   4. allocate the outputs at the bound shapes and the arena at its planned size
- *   5. run forward() once or --repeat N times
- *   6. write the requested outputs all-or-nothing, or print a summary of each
+ *   5. start the worker threads (--threads) and pack the weights matmuls read in panels
+ *      (the model's prepare(), once)
+ *   6. run forward() once or --repeat N times
+ *   7. write the requested outputs all-or-nothing, or print a summary of each
  *
  * Errors print `MODEL: error: ...` on stderr and return 1 (2 for usage errors); nothing here
  * calls exit(), so tests drive kiln_main in-process.  docs/runtime.md describes the command
@@ -20,6 +22,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -197,12 +200,13 @@ typedef struct {
     bool any_output;
     long repeat;                // --repeat N, 1 by default
     bool repeat_given;
+    int threads;                // --threads N; 0: $KILN_NUM_THREADS or the online cores
     bool help;
 } Args;
 
 static void print_usage(FILE *f, const char *prog) {
     fprintf(f, "usage: %s --weights W.safetensors --input NAME=FILE.npy ... "
-               "[--output NAME=FILE.npy ...] [--repeat N] [--help]\n", prog);
+               "[--output NAME=FILE.npy ...] [--repeat N] [--threads N] [--help]\n", prog);
 }
 
 // Print the usage and the model's interface (--help).
@@ -225,6 +229,8 @@ static void print_help(const kiln_model *m, const char *prog) {
            "                      without --output, each output's shape and min/max/mean\n"
            "                      are printed\n"
            "  --repeat N          run forward N times and print the min and median time\n"
+           "  --threads N         worker threads (default: $KILN_NUM_THREADS, else the\n"
+           "                      online cores); outputs are identical for every N\n"
            "  --help              print this help\n"
            "\ninputs:\n");
     for (int i = 0; i < m->n_inputs; i++) {
@@ -273,7 +279,8 @@ static int name_file(const kiln_model *m, const char *what, const char *val, int
 // Parse argv into a (whose arrays the caller allocated).  Returns 0, or EXIT_USAGE after
 // printing the error.  Stops at --help, setting a->help.
 static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
-    static const char *const flags[] = { "--weights", "--input", "--output", "--repeat" };
+    static const char *const flags[] = { "--weights", "--input", "--output", "--repeat",
+                                         "--threads" };
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -282,7 +289,7 @@ static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
         }
         int f = -1;
         const char *val = NULL;
-        for (int j = 0; j < 4 && f < 0; j++) {
+        for (int j = 0; j < 5 && f < 0; j++) {
             size_t len = strlen(flags[j]);
             if (strncmp(arg, flags[j], len) == 0 && (arg[len] == '\0' || arg[len] == '=')) {
                 f = j;
@@ -324,6 +331,18 @@ static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
                              "got '%s'", MAX_REPEAT, val);
             a->repeat = n;
             a->repeat_given = true;
+            break;
+        }
+        case 4: {
+            char *end;
+            errno = 0;
+            long n = strtol(val, &end, 10);
+            if (a->threads)
+                return error(m, EXIT_USAGE, "--threads is given twice");
+            if (errno || *end || end == val || n < 1 || n > 256)
+                return error(m, EXIT_USAGE, "--threads wants a whole number from 1 to 256, "
+                             "got '%s'", val);
+            a->threads = (int)n;
             break;
         }
         }
@@ -479,6 +498,14 @@ static void print_summary(const kiln_tensor_desc *d, int w, const int64_t *dims,
 // failure remove the temporaries, so no output is written unless all could be.
 static int write_outputs(const kiln_model *m, const Args *a, int64_t (*odims)[KILN_RT_MAX_RANK],
                          void **outs) {
+    // A destination that is a directory would fail only at its rename, after the outputs
+    // before it were renamed into place: refuse it before anything is written.
+    for (int j = 0; j < m->n_outputs; j++) {
+        struct stat sb;
+        if (a->out_path[j] && stat(a->out_path[j], &sb) == 0 && S_ISDIR(sb.st_mode))
+            return error(m, 1, "output '%s': %s: is a directory", m->outputs[j].name,
+                         a->out_path[j]);
+    }
     char msg[512];
     char **tmp = calloc((size_t)m->n_outputs + 1, sizeof *tmp);
     if (!tmp)
@@ -490,8 +517,8 @@ static int write_outputs(const kiln_model *m, const Args *a, int64_t (*odims)[KI
                                                  outs[j], &tmp[j], msg, sizeof msg))
             rc = error(m, 1, "output '%s': %s", d->name, msg);
     }
-    // rename() within a directory fails only in odd cases (the target became a directory);
-    // outputs renamed before such a failure stay written.
+    // rename() within a directory fails only in odd cases (the target became a directory
+    // since the check above); outputs renamed before such a failure stay written.
     for (int j = 0; j < m->n_outputs && rc == 0; j++) {
         if (!tmp[j])
             continue;
@@ -523,6 +550,9 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     const char *prog = argc > 0 && argv[0] ? argv[0] : model_name(m);
     if (check_model(m, msg, sizeof msg))
         return error(m, 1, "internal error: bad model description: %s", msg);
+    // Before anything runs: a kernel built for a wider ISA than this CPU's would die of SIGILL.
+    if (kiln_cpu_check(m->isa, msg, sizeof msg))
+        return error(m, 1, "%s", msg);
 
     int status = 1;
     Args a = { .repeat = 1 };
@@ -540,7 +570,8 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     size_t *onumel = calloc((size_t)m->n_outputs + 1, sizeof *onumel);
     a.in_path = calloc((size_t)m->n_inputs + 1, sizeof *a.in_path);
     a.out_path = calloc((size_t)m->n_outputs + 1, sizeof *a.out_path);
-    char *arena = NULL;
+    char *arena = NULL, *packed = NULL;
+    kiln_pool *pool = NULL;
     double *times = NULL;
     if (!weights || !npys || !ins || !outs || !odims || !onumel || !a.in_path || !a.out_path) {
         error(m, 1, "out of memory");
@@ -596,7 +627,7 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
         goto done;
     }
 
-    // 5. forward
+    // 5. the threads, and the weights packed for the matmuls (once, timed with --repeat)
     kiln_run r;
     memset(&r, 0, sizeof r);
     r.model = m;
@@ -606,6 +637,31 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     r.inputs = ins;
     r.outputs = outs;
     r.arena = arena;
+    if (!(pool = kiln_pool_new(a.threads ? a.threads : kiln_default_threads()))) {
+        error(m, 1, "cannot create the worker threads");
+        goto done;
+    }
+    r.pool = pool;
+    if (m->prepare) {
+        double t0 = kiln_now_ms();
+        if (!(packed = kiln_aligned_alloc(m->packed_bytes))) {
+            error(m, 1, "cannot allocate the %zu bytes of packed weights", m->packed_bytes);
+            goto done;
+        }
+        r.packed = packed;
+        if (m->prepare(&r) != 0) {
+            r.err[sizeof r.err - 1] = '\0';
+            error(m, 1, "prepare: %s", r.err[0] ? r.err : "failed (no message)");
+            goto done;
+        }
+        if (a.repeat_given)
+            fprintf(stderr, "%s: prepare: packed %.1f MiB of weights in %.3f ms (%d thread%s)\n",
+                    model_name(m), (double)m->packed_bytes / (1024.0 * 1024.0),
+                    kiln_now_ms() - t0, kiln_pool_threads(pool),
+                    kiln_pool_threads(pool) == 1 ? "" : "s");
+    }
+
+    // 6. forward
     if (!(times = malloc((size_t)a.repeat * sizeof *times))) {
         error(m, 1, "out of memory");
         goto done;
@@ -628,7 +684,7 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
                 a.repeat, times[0], median);
     }
 
-    // 6. outputs
+    // 7. outputs
     if (a.any_output) {
         if (write_outputs(m, &a, odims, outs))
             goto done;
@@ -648,6 +704,8 @@ done:
     for (int j = 0; outs && j < m->n_outputs; j++)
         kiln_aligned_free(outs[j]);
     kiln_aligned_free(arena);
+    kiln_aligned_free(packed);
+    kiln_pool_free(pool);
     free(times);
     free(weights);
     free(npys);

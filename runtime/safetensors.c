@@ -36,6 +36,8 @@
 #define HEADER_CAP 100000000u           // 100 MB: real headers are well under 1 MB
 #define MAX_JSON_INT 9007199254740991.0 // 2^53 - 1: larger JSON numbers may have been rounded
 #define MAX_CLOSEST 3                   // closest names listed for a missing weight
+#define CLOSEST_BUDGET 50000000u        // edit-distance cells spent ranking them (real files
+                                        // need a few million)
 
 /* ---------------------------------------------------------------------------------------
  * Small helpers
@@ -555,10 +557,11 @@ void kiln_st_close(kiln_safetensors *st) {
  */
 
 // Levenshtein distance between a and b (each cut at 256 bytes: names are shorter, and the
-// cut keeps a hostile header from costing quadratic time).
-static size_t edit_distance(const char *a, const char *b) {
+// cut keeps a hostile header from costing quadratic time).  Adds the cells computed to *cells.
+static size_t edit_distance(const char *a, const char *b, size_t *cells) {
     enum { CUT = 256 };
     size_t n = strnlen(a, CUT), m = strnlen(b, CUT);
+    *cells += n * m;
     size_t row[CUT + 1];
     for (size_t j = 0; j <= m; j++)
         row[j] = j;
@@ -579,11 +582,13 @@ static size_t edit_distance(const char *a, const char *b) {
 
 // How far a file's tensor name is from a wanted name: the edit distance, or, if less, the
 // distance to a dotted suffix of it plus 1, so `transformer.h.0.ln_1.weight` is close to
-// `h.0.ln_1.weight` even when the spec lists no prefix.
-static size_t name_distance(const char *want, const char *cand) {
-    size_t d = edit_distance(want, cand);
-    for (const char *p = strchr(cand, '.'); p && d > 1; p = strchr(p + 1, '.')) {
-        size_t ds = edit_distance(want, p + 1) + 1;
+// `h.0.ln_1.weight` even when the spec lists no prefix.  Suffixes are tried only while
+// *cells is below CLOSEST_BUDGET: one name may hold a million dots.
+static size_t name_distance(const char *want, const char *cand, size_t *cells) {
+    size_t d = edit_distance(want, cand, cells);
+    for (const char *p = strchr(cand, '.'); p && d > 1 && *cells < CLOSEST_BUDGET;
+         p = strchr(p + 1, '.')) {
+        size_t ds = edit_distance(want, p + 1, cells) + 1;
         d = ds < d ? ds : d;
     }
     return d;
@@ -617,17 +622,19 @@ static int missing_weight(const kiln_model *m, const kiln_safetensors *st, const
     }
 
     // Keep the MAX_CLOSEST nearest names (ties in name order), by distance to the bare or any
-    // prefixed name.
+    // prefixed name.  The ranking stops when CLOSEST_BUDGET edit-distance cells are spent, so
+    // a hostile header (a million long dotted names) cannot make this error take minutes.
     int best[MAX_CLOSEST];
     size_t best_d[MAX_CLOSEST];
-    int n_best = 0;
-    for (int i = 0; i < st->n_tensors; i++) {
+    int n_best = 0, n_ranked = 0;
+    size_t cells = 0;
+    for (int i = 0; i < st->n_tensors && cells < CLOSEST_BUDGET; i++, n_ranked++) {
         const char *cand = st->tensors[i].name;
-        size_t d = name_distance(name, cand);
+        size_t d = name_distance(name, cand, &cells);
         for (int p = 0; p < m->n_weight_prefixes; p++) {
             char *full = concat(m->weight_prefixes[p], name);
             if (full) {
-                size_t dp = name_distance(full, cand);
+                size_t dp = name_distance(full, cand, &cells);
                 d = dp < d ? dp : d;
                 free(full);
             }
@@ -647,7 +654,11 @@ static int missing_weight(const kiln_model *m, const kiln_safetensors *st, const
         if (n_best < MAX_CLOSEST)
             n_best++;
     }
-    appendf(err, errlen, &pos, "; closest names: ");
+    if (n_ranked < st->n_tensors)
+        appendf(err, errlen, &pos, "; closest names among the first %d of %d tensors: ",
+                n_ranked, st->n_tensors);
+    else
+        appendf(err, errlen, &pos, "; closest names: ");
     for (int k = 0; k < n_best; k++)
         appendf(err, errlen, &pos, "%s%s", k ? ", " : "", st->tensors[best[k]].name);
     return -1;

@@ -2,7 +2,11 @@
 # tests/diff/run_diff.sh KILN CASE_DIR WORK_DIR: differential checks on one reference case.
 #
 #   1. the generated code vs the reference interpreter (ir/interp.c), directly;
-#   2. every optional pass switched off in turn vs the full pipeline.
+#   2. every optional pass switched off in turn vs the full pipeline (tile: packed-panel
+#      matmuls vs plain loops);
+#   3. every vector ISA this CPU has (--isa avx2, avx512) vs --isa scalar; the ones it lacks
+#      print "SKIP: avx512 (this CPU lacks avx512f)";
+#   4. the full build on --threads 1, 2 and 3: outputs bitwise identical (cmp).
 #
 # Both compare kiln with kiln, so the tolerance is tighter than against PyTorch: TOL x
 # max|out| with TOL = 2e-5 (the interpreter accumulates in double, generated code in float).
@@ -60,8 +64,48 @@ for p in $passes; do
     fi
 done
 
+# Every vector ISA this CPU runs vs portable scalar code (tests/diff/README: not bitwise, FMA
+# and vector lanes round differently; TOL as above), each built for its default tiling.
+flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+lacks() {   # lacks FEATURE...: print the first one /proc/cpuinfo does not list
+    local f; for f in "$@"; do [[ $flags == *" $f "* ]] || { echo "$f"; return 0; }; done; return 1
+}
+isas=()
+if run_build isa-scalar --isa scalar; then
+    for isa in avx2 avx512; do
+        case $isa in avx2) need=(avx2 fma) ;; avx512) need=(avx512f avx512vl avx2 fma) ;; esac
+        if missing=$(lacks "${need[@]}"); then
+            echo "SKIP: $isa (this CPU lacks $missing)"; continue
+        fi
+        isas+=("$isa")
+        if run_build "isa-$isa" --isa "$isa"; then
+            compare "isa-$isa" isa-scalar "--isa $isa vs --isa scalar"
+        else
+            failed+=("--isa $isa: build or run failed")
+        fi
+    done
+else
+    failed+=("--isa scalar: build or run failed")
+fi
+
+# Threads: the same binary on 1, 2 and 3 threads (3 on a 2-core machine too) must write the
+# same bytes: every kernel computes each output element in one task, in a fixed order.
+for t in 1 2 3; do
+    tflags=()
+    for n in "${OUTS[@]}"; do tflags+=(--output "$n=$WORK/threads$t.$n.npy"); done
+    run "$WORK/full.bin" --weights "$CASE/weights.safetensors" "${INPUTS[@]}" "${tflags[@]}" \
+        --threads $t || failed+=("--threads $t: run failed")
+done
+for t in 2 3; do
+    for n in "${OUTS[@]}"; do
+        cmp "$WORK/threads1.$n.npy" "$WORK/threads$t.$n.npy" ||
+            failed+=("--threads $t vs 1: output $n is not bitwise identical")
+    done
+done
+
 id=$(basename "$CASE")
 if [ ${#failed[@]} -ne 0 ]; then
     printf 'diff.%s: FAILED\n' "$id"; printf '  %s\n' "${failed[@]}"; exit 1
 fi
-echo "diff.$id: ok (interpreter and passes: $(echo $passes))"
+echo "diff.$id: ok (interpreter; passes: $(echo $passes); isas vs scalar: ${isas[*]:-none};" \
+     "threads 1 = 2 = 3 bitwise)"

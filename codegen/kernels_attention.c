@@ -1,0 +1,473 @@
+/* codegen/kernels_attention.c: the kernel of fused_attention, the node fuse-attention makes.
+ *
+ *   out[.., i, :] = sum_j softmax_j(s[i, j]) v[.., j, :],
+ *   s[i, j] = (q[.., i, :] . k[.., j, :]) * scale (+ mask[.., i, j]), then -inf where causal
+ *             and j > i + Sk - Sq
+ *
+ * computed FlashAttention-style, without ever storing the [Sq, Sk] scores: for each leading
+ * index (batch and head) and each block of BQ query rows, the kernel streams over the keys in
+ * blocks of BK, keeping per row a running max, a running sum of exp(s - max) and an
+ * accumulator of Dv outputs; when a block raises the max, the sum and the accumulator are
+ * rescaled by exp(old max - new max) (the "online softmax").  Memory is O(BQ * Dv + BK * D)
+ * floats on the stack per task, whatever the sequence length.
+ *
+ * Work is split into tasks of one query block of one (batch, head) each, handed to the
+ * threads by kiln_parallel_for; every output row is computed by one task in a fixed order, so
+ * the result is bitwise the same for any thread count.
+ *
+ * Loops, in the ISA vocabulary (V_LOAD, V_FMA, ...; codegen/isa_prelude.c), with VL floats
+ * per vector known when the C is written:
+ *   kt[d][c] = k[j0 + c, d]          the key block transposed once per query block (zero past
+ *                                    the last key), so that the scores are
+ *   s[c] += q[i, d] * kt[d][c]       an i-k-j product over up to 4 vectors of keys in
+ *                                    registers (the hot loop; each s[c] sums over d in order)
+ *   acc[r] = acc[r] * alpha + sum_c p[c] v[j0 + c]    up to 4 vectors of Dv in registers per
+ *                                    pass over the keys; a partial last vector (Dv 7 with VL
+ *                                    8, ...) is read with V_LOAD_N and stored with V_STORE_N
+ * The scale, mask, causal test, max and exp are plain loops over the block's keys.
+ *
+ * Causal: key blocks entirely above the diagonal are never visited (the key loop stops at
+ * the block's last visible key); inside the diagonal block the masked scores are -inf.
+ *
+ * Agreement with the unfused chain (softmax then matmul), to float rounding:
+ *   - a row whose scores are all -inf (every key masked, or causal with Sq > Sk) has sum 0
+ *     and gives 0 * (1 / 0) = NaN in every output, as softmax (0 / 0) and PyTorch do;
+ *   - a NaN score makes its row NaN (it reaches the sum), as in softmax;
+ *   - the one difference: keys of skipped causal blocks never touch v, so a NaN or inf in v
+ *     at a masked position does not reach the output (the unfused matmul computes 0 * NaN).
+ *
+ * The leading dims of q, k, v and out are identical (fuse-attention checks it), so one flat
+ * index bh walks them all; the mask, which broadcasts, has its own offset computed from bh.
+ * D and Dv must be static (the block buffers are sized by them); Sq, Sk and the leading dims
+ * may be symbolic.
+ */
+#include "cg.h"
+
+#include <string.h>
+
+#define KT_FLOATS 8192  // the transposed key block kt[D][BK] stays within 32 KiB when it can
+#define BQ_MAX 32       // query rows per block (per task)
+#define ACC_FLOATS 8192 // acc[BQ][Dv] within 32 KiB
+#define UNROLL 4        // vectors in registers in the score and accumulate loops
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// exp for the softmax's exp(s - max) <= 0, written once per file.  libm's expf is a call per
+// element; this is plain C that clang vectorizes.  Error: within 2 ulp of expf on [-87.3, 0]
+// (tests/unit/test_attention.c measures it).
+static const char expf_text[] =
+    "/* attn_expf: exp(x) for the softmax of the attention kernels, x <= 0, in plain C that\n"
+    " * clang vectorizes (libm's expf is a call per element).  x = n ln2 + f with |f| <= ln2/2\n"
+    " * (Cody-Waite), exp(f) by Cephes' degree-6 polynomial, times 2^n built in the exponent\n"
+    " * bits.  Within 2 ulp of expf; below -87.3 (past the smallest normal float) it gives 0,\n"
+    " * so exp(-inf) is 0; NaN stays NaN. */\n"
+    "static inline float attn_expf(float x)\n"
+    "{\n"
+    "    const float xc = fminf(fmaxf(x, -87.3f), 88.3f);\n"
+    "    const float n = floorf(xc * 1.44269504f + 0.5f);\n"
+    "    const float f = xc - n * 0.693359375f + n * 2.12194440e-4f;\n"
+    "    float p = 1.9875691500e-4f;\n"
+    "    p = p * f + 1.3981999507e-3f;\n"
+    "    p = p * f + 8.3334519073e-3f;\n"
+    "    p = p * f + 4.1665795894e-2f;\n"
+    "    p = p * f + 1.6666665459e-1f;\n"
+    "    p = p * f + 5.0000001201e-1f;\n"
+    "    p = p * f * f + f + 1.0f;\n"
+    "    const int32_t bits = ((int32_t)n + 127) << 23;   /* 2^n, n in [-126, 127] */\n"
+    "    float two_n;\n"
+    "    memcpy(&two_n, &bits, sizeof two_n);\n"
+    "    return x != x ? x : x < -87.3f ? 0.0f : p * two_n;\n"
+    "}\n\n";
+
+// "(Sk - Sq)" for the causal offset; NULL when the two are the same dim (offset 0).
+static const char *offset_text(Cg *cg, Mono sk, Mono sq)
+{
+    if (mono_eq(sk, sq))
+        return NULL;
+    return cg_fmt(cg, "(%s - %s)", cg_mono(cg, sk, false), cg_mono(cg, sq, false));
+}
+
+// The mask's element offset for the leading index `bh`, or NULL if the mask is one matrix
+// for all of them.  q gives the leading dims; mst[a] is the mask's stride along dim a (0
+// where it broadcasts).
+static const char *mask_base(Cg *cg, const Type *q, int n_lead, const Mono *mst)
+{
+    Nest nest;
+    memset(&nest, 0, sizeof nest);
+    nest.n_loops = n_lead;
+    nest.n_ops = 2;     // 0: the flat index bh itself, 1: the mask
+    Mono flat = mono_const(1);
+    for (int a = n_lead - 1; a >= 0; a--) {
+        nest.size[a] = mono_dim(q->dim[a]);
+        nest.stride[0][a] = flat;
+        nest.stride[1][a] = mst[a];
+        flat = mono_mul(flat, nest.size[a]);
+    }
+    nest.base[0] = nest.base[1] = mono_const(0);
+    cg_nest_simplify(&nest);
+    Buf e = {0};
+    for (int l = 0; l < nest.n_loops; l++) {
+        Mono ms = nest.stride[1][l], fs = nest.stride[0][l];
+        if (mono_is(ms, 0))
+            continue;
+        // The index along merged dim l: (bh / fs) % size, without the divide for the
+        // innermost dim and without the modulo for the outermost.
+        const char *idx = mono_is(fs, 1) ? "bh" : cg_fmt(cg, "bh / %s", cg_mono(cg, fs, true));
+        if (l > 0)
+            idx = mono_is(fs, 1) ? cg_fmt(cg, "bh %% %s", cg_mono(cg, nest.size[l], true))
+                                 : cg_fmt(cg, "(%s) %% %s", idx, cg_mono(cg, nest.size[l], true));
+        if (!mono_is(ms, 1))
+            idx = cg_fmt(cg, "%s%s%s * %s", l > 0 ? "(" : "", idx, l > 0 ? ")" : "",
+                         cg_mono(cg, ms, true));
+        bprintf(&e, "%s%s", e.len ? " + " : "", idx);
+    }
+    const char *s = e.len ? cg_fmt(cg, "%s", bstr(&e)) : NULL;
+    bfree(&e);
+    return s;
+}
+
+// "V_LOAD(p + off)" or, for a partial last vector of `len` lanes, "V_LOAD_N(p + off, len)".
+static const char *vload(Cg *cg, const char *p, int64_t off, int64_t len, int vl)
+{
+    const char *at = off ? cg_fmt(cg, "%s + %lld", p, (long long)off) : p;
+    return len < vl ? cg_fmt(cg, "V_LOAD_N(%s, %lld)", at, (long long)len)
+                    : cg_fmt(cg, "V_LOAD(%s)", at);
+}
+
+// The accumulate step for the vectors [v0, v1) of Dv (v1 - v0 <= UNROLL), where `d` is
+// either a loop variable (full vectors only) or NULL (static offsets v0 * vl ...):
+//   acc[r][..] = acc[r][..] * alpha + sum over the block's keys of s[c] * v[j0 + c][..]
+static void accumulate(Kernel *k, int64_t v0, int64_t v1, const char *d, int64_t Dv, int vl)
+{
+    Cg *cg = k->cg;
+    Buf *b = &k->body;
+    int u = (int)(v1 - v0);
+    for (int x = 0; x < u; x++) {
+        int64_t off = (v0 + x) * vl;
+        const char *at = d ? (x ? cg_fmt(cg, "acc[r] + %s + %lld", d, (long long)(x * vl))
+                                : cg_fmt(cg, "acc[r] + %s", d))
+                           : (off ? cg_fmt(cg, "acc[r] + %lld", (long long)off) : "acc[r]");
+        bline(b, "V_T o%d = V_MUL(V_LOAD(%s), va);", x, at);
+    }
+    bline(b, "for (int64_t c = 0; c < nj; c++) {");
+    b->indent++;
+    bline(b, "const V_T pc = V_SET1(s[c]);");
+    bline(b, "const float *restrict vr = vm + (j0 + c) * %lld%s;", (long long)Dv,
+          d ? cg_fmt(cg, " + %s", d) : "");
+    for (int x = 0; x < u; x++) {
+        int64_t off = d ? x * vl : (v0 + x) * vl;
+        int64_t len = d ? vl : min64(vl, Dv - (v0 + x) * vl);
+        bline(b, "o%d = V_FMA(pc, %s, o%d);", x, vload(cg, "vr", off, len, vl), x);
+    }
+    b->indent--;
+    bline(b, "}");
+    for (int x = 0; x < u; x++) {
+        int64_t off = (v0 + x) * vl;
+        const char *at = d ? (x ? cg_fmt(cg, "acc[r] + %s + %lld", d, (long long)(x * vl))
+                                : cg_fmt(cg, "acc[r] + %s", d))
+                           : (off ? cg_fmt(cg, "acc[r] + %lld", (long long)off) : "acc[r]");
+        bline(b, "V_STORE(%s, o%d);", at, x);
+    }
+}
+
+// The body of one task: blocks [begin, end), block blk being query rows [i0, i0 + BQ) of
+// leading index bh.  Uses the parameter names of the kernel (q, k, v, mask, out).
+static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, const Mono *mst)
+{
+    Cg *cg = k->cg;
+    const Node *n = k->n;
+    Buf *b = &k->body;
+    const Type *tq = &k->in[0]->type, *tk = &k->in[1]->type;
+    int r = tq->rank, n_lead = r - 2, vl = isa_lanes(cg->isa);
+    bool causal = n->attr.attention.causal, has_mask = ir_op_inputs(n) == 4;
+    Mono Sq = mono_dim(tq->dim[r - 2]), Sk = mono_dim(tk->dim[r - 2]);
+    const char *sq = cg_mono(cg, Sq, false), *sk = cg_mono(cg, Sk, false);
+    const char *off = offset_text(cg, Sk, Sq);
+    int64_t DvP = (Dv + vl - 1) / vl * vl;      // acc rows padded to whole vectors
+    int us = (int)min64(UNROLL, BK / vl);       // score vectors in registers
+
+    bool one_qb = tq->dim[r - 2].sym < 0 && tq->dim[r - 2].size <= BQ;
+    if (!one_qb)
+        bline(b, "const int64_t n_qb = (%s + %lld) / %lld;   // query blocks per matrix", sq,
+              (long long)(BQ - 1), (long long)BQ);
+    bline(b, "for (int64_t blk = begin; blk < end; blk++) {");
+    b->indent++;
+    if (one_qb) {
+        bline(b, "const int64_t bh = blk, i0 = 0;");
+    } else {
+        bline(b, "const int64_t bh = blk / n_qb, i0 = blk %% n_qb * %lld;", (long long)BQ);
+    }
+    bline(b, "const float *restrict qm = q + bh * %s;   // [Sq, %lld]",
+          cg_mono(cg, mono_mul(Sq, mono_const(D)), true), (long long)D);
+    bline(b, "const float *restrict km = k + bh * %s;   // [Sk, %lld]",
+          cg_mono(cg, mono_mul(Sk, mono_const(D)), true), (long long)D);
+    bline(b, "const float *restrict vm = v + bh * %s;   // [Sk, %lld]",
+          cg_mono(cg, mono_mul(Sk, mono_const(Dv)), true), (long long)Dv);
+    bline(b, "float *restrict om = out + bh * %s;   // [Sq, %lld]",
+          cg_mono(cg, mono_mul(Sq, mono_const(Dv)), true), (long long)Dv);
+    const char *mrow = NULL;
+    if (has_mask) {
+        const char *base = mask_base(cg, tq, n_lead, mst);
+        bline(b, "const float *restrict mm = %s;", base ? cg_fmt(cg, "mask + %s", base) : "mask");
+        mrow = mono_is(mst[r - 1], 0) ? "mr[0]" : "mr[j0 + c]";
+    }
+    bline(b, "const int64_t ni = %s - i0 < %lld ? %s - i0 : %lld;   // rows in this block", sq,
+          (long long)BQ, sq, (long long)BQ);
+    const char *j_end = sk;
+    if (causal) {
+        // The block's last row, i0 + ni - 1, sees keys j <= i0 + ni - 1 + Sk - Sq.
+        if (!off)
+            bline(b, "const int64_t j_end = i0 + ni;   // causal: no key past the diagonal");
+        else
+            bline(b, "const int64_t j_end = i0 + ni + %s < %s ? i0 + ni + %s : %s;   // causal",
+                  off, sk, off, sk);
+        j_end = "j_end";
+    }
+    bline(b, "float row_max[%lld], row_sum[%lld], acc[%lld][%lld];", (long long)BQ, (long long)BQ,
+          (long long)BQ, (long long)DvP);
+    bline(b, "for (int64_t r = 0; r < ni; r++) {");
+    bline(b, "    row_max[r] = -INFINITY;");
+    bline(b, "    row_sum[r] = 0.0f;");
+    bline(b, "    for (int64_t d = 0; d < %lld; d++)", (long long)DvP);
+    bline(b, "        acc[r][d] = 0.0f;");
+    bline(b, "}");
+
+    bline(b, "for (int64_t j0 = 0; j0 < %s; j0 += %lld) {   // a block of keys", j_end,
+          (long long)BK);
+    b->indent++;
+    bline(b, "const int64_t nj = %s - j0 < %lld ? %s - j0 : %lld;", j_end, (long long)BK, j_end,
+          (long long)BK);
+    bline(b, "float kt[%lld][%lld];   // kt[d][c] = k[j0 + c, d], zero past nj", (long long)D,
+          (long long)BK);
+    bline(b, "for (int64_t d = 0; d < %lld; d++) {", (long long)D);
+    bline(b, "    for (int64_t c = 0; c < nj; c++)");
+    bline(b, "        kt[d][c] = km[(j0 + c) * %lld + d];", (long long)D);
+    bline(b, "    for (int64_t c = nj; c < %lld; c++)", (long long)BK);
+    bline(b, "        kt[d][c] = 0.0f;");
+    bline(b, "}");
+    bline(b, "for (int64_t r = 0; r < ni; r++) {");
+    b->indent++;
+    bline(b, "const int64_t i = i0 + r;");
+    bline(b, "const float *restrict qr = qm + i * %lld;", (long long)D);
+    if (has_mask) {
+        const char *msq = mono_is(mst[r - 2], 0) ? NULL : cg_mono(cg, mst[r - 2], true);
+        bline(b, "const float *restrict mr = %s;", msq ? cg_fmt(cg, "mm + i * %s", msq) : "mm");
+    }
+
+    // Scores, us vectors of keys at a time (kt is zero past nj, s holds BK).
+    bline(b, "float s[%lld];", (long long)BK);
+    bline(b, "for (int64_t c = 0; c < nj; c += %lld) {", (long long)(us * vl));
+    b->indent++;
+    Buf decl = {0};
+    for (int x = 0; x < us; x++)
+        bprintf(&decl, "%s%s = V_ZERO()", x ? ", " : "V_T ", cg_fmt(cg, "s%d", x));
+    bline(b, "%s;", bstr(&decl));
+    bfree(&decl);
+    bline(b, "for (int64_t d = 0; d < %lld; d++) {   // the hot loop", (long long)D);
+    bline(b, "    const V_T qd = V_SET1(qr[d]);");
+    for (int x = 0; x < us; x++)
+        bline(b, "    s%d = V_FMA(qd, V_LOAD(kt[d] + c%s), s%d);", x,
+              x ? cg_fmt(cg, " + %lld", (long long)(x * vl)) : "", x);
+    bline(b, "}");
+    for (int x = 0; x < us; x++)
+        bline(b, "V_STORE(s + c%s, s%d);", x ? cg_fmt(cg, " + %lld", (long long)(x * vl)) : "", x);
+    b->indent--;
+    bline(b, "}");
+
+    // Scale, mask, causal; -inf past nj up to whole vectors; the block's max.
+    bline(b, "for (int64_t c = 0; c < nj; c++) {");
+    Buf sc = {0};
+    bc_float(&sc, (float)n->attr.attention.scale);
+    const char *x = n->attr.attention.scale == 1.0 ? "s[c]" : cg_fmt(cg, "s[c] * %s", bstr(&sc));
+    bfree(&sc);
+    if (has_mask)
+        x = cg_fmt(cg, "%s + %s", x, mrow);
+    if (causal)
+        bline(b, "    s[c] = j0 + c > i%s ? -INFINITY : %s;", off ? cg_fmt(cg, " + %s", off) : "",
+              x);
+    else if (strcmp(x, "s[c]") != 0)
+        bline(b, "    s[c] = %s;", x);
+    bline(b, "}");
+    bline(b, "const int64_t nv = (nj + VL - 1) / VL * VL;   // whole vectors");
+    bline(b, "for (int64_t c = nj; c < nv; c++)");
+    bline(b, "    s[c] = -INFINITY;");
+    bline(b, "V_T mx = V_SET1(-INFINITY);");
+    bline(b, "for (int64_t c = 0; c < nv; c += VL)");
+    bline(b, "    mx = V_MAX(mx, V_LOAD(s + c));");
+
+    // The online softmax.
+    bline(b, "// Online softmax: rescale the earlier blocks' sum to the new max.  While");
+    bline(b, "// every score is -inf, m_use = 0 keeps exp() from -inf - -inf (NaN).");
+    bline(b, "const float m_new = fmaxf(row_max[r], V_REDUCE_MAX(mx));");
+    bline(b, "const float m_use = m_new == -INFINITY ? 0.0f : m_new;");
+    bline(b, "const float alpha = expf(row_max[r] - m_use);");
+    bline(b, "for (int64_t c = 0; c < nv; c++)");
+    bline(b, "    s[c] = attn_expf(s[c] - m_use);");
+    bline(b, "V_T ps = V_ZERO();");
+    bline(b, "for (int64_t c = 0; c < nv; c += VL)");
+    bline(b, "    ps = V_ADD(ps, V_LOAD(s + c));");
+    bline(b, "row_max[r] = m_new;");
+    bline(b, "row_sum[r] = row_sum[r] * alpha + V_REDUCE_ADD(ps);");
+
+    // acc[r] = acc[r] * alpha + p v, UNROLL vectors of Dv per pass over the keys.
+    int64_t nvec = DvP / vl, full = Dv / vl;        // vectors, of which whole
+    int64_t groups = full / UNROLL;                 // whole groups of UNROLL whole vectors
+    bline(b, "const V_T va = V_SET1(alpha);");
+    if (groups > 1) {
+        bline(b, "for (int64_t d = 0; d < %lld; d += %lld) {", (long long)(groups * UNROLL * vl),
+              (long long)(UNROLL * vl));
+        b->indent++;
+        accumulate(k, 0, UNROLL, "d", Dv, vl);
+        b->indent--;
+        bline(b, "}");
+    } else if (groups == 1) {
+        bline(b, "{");
+        b->indent++;
+        accumulate(k, 0, UNROLL, NULL, Dv, vl);
+        b->indent--;
+        bline(b, "}");
+    }
+    for (int64_t v0 = groups * UNROLL; v0 < nvec; v0 += UNROLL) {
+        bline(b, "{");
+        b->indent++;
+        accumulate(k, v0, min64(nvec, v0 + UNROLL), NULL, Dv, vl);
+        b->indent--;
+        bline(b, "}");
+    }
+    b->indent--;
+    bline(b, "} // r");
+    b->indent--;
+    bline(b, "} // j0");
+
+    // out = acc / row_sum.
+    bline(b, "// A row with no finite score has row_sum 0: 0 * (1 / 0) is NaN, as softmax.");
+    bline(b, "for (int64_t r = 0; r < ni; r++) {");
+    b->indent++;
+    bline(b, "const V_T inv = V_SET1(1.0f / row_sum[r]);");
+    bline(b, "float *restrict o_row = om + (i0 + r) * %lld;", (long long)Dv);
+    if (full > 1) {
+        bline(b, "for (int64_t d = 0; d < %lld; d += VL)", (long long)(full * vl));
+        bline(b, "    V_STORE(o_row + d, V_MUL(V_LOAD(acc[r] + d), inv));");
+    } else if (full == 1) {
+        bline(b, "V_STORE(o_row, V_MUL(V_LOAD(acc[r]), inv));");
+    }
+    if (Dv % vl)
+        bline(b, "V_STORE_N(o_row + %lld, V_MUL(V_LOAD(acc[r] + %lld), inv), %lld);",
+              (long long)(full * vl), (long long)(full * vl), (long long)(Dv % vl));
+    b->indent--;
+    bline(b, "}");
+    b->indent--;
+    bline(b, "} // blk");
+}
+
+bool cg_kernel_attention(Kernel *k)
+{
+    Cg *cg = k->cg;
+    const Node *n = k->n;
+    const Type *tq = &k->in[0]->type, *tk = &k->in[1]->type, *tv = &k->in[2]->type;
+    bool has_mask = ir_op_inputs(n) == 4;
+    const Type *tm = has_mask ? &k->in[3]->type : NULL;
+    int r = tq->rank, n_lead = r - 2, vl = isa_lanes(cg->isa);
+    Dim dD = tq->dim[r - 1], dDv = tv->dim[r - 1];
+    if (dD.sym >= 0 || dDv.sym >= 0 || dD.size < 1 || dDv.size < 1)
+        return cg_unsupported(cg, n, "the head dims (last dims of q and v) must be static "
+                                     "and at least 1");
+    if (n->n_epi > 0)
+        return cg_unsupported(cg, n, "fused_attention applies no element-wise epilogue");
+    int64_t D = dD.size, Dv = dDv.size;
+    Mono lead = mono_dims(tq, 0, n_lead), Sq = mono_dim(tq->dim[r - 2]);
+
+    // Block sizes.  BK: keys per block, a power of two from 16 to 64 so that every ISA's
+    // UNROLL * VL divides it; 64 unless kt[D][BK] would pass KT_FLOATS or there are fewer
+    // keys.  BQ: query rows per task, 32 unless acc would pass ACC_FLOATS or there are fewer.
+    int64_t BK = 64;
+    while (BK > 16 && (D * BK > KT_FLOATS || BK / 2 >= tk->dim[r - 2].size))
+        BK /= 2;
+    int64_t DvP = (Dv + vl - 1) / vl * vl;
+    int64_t BQ = min64(BQ_MAX, ACC_FLOATS / DvP);
+    BQ = min64(BQ > 0 ? BQ : 1, tq->dim[r - 2].size);
+
+    bprintf(&k->notes, " *   tiling   tasks of %lld query rows of one (batch, head), over the "
+                       "threads; keys in\n", (long long)BQ);
+    bprintf(&k->notes, " *            blocks of %lld with an online softmax (running max and "
+                       "sum): the [Sq, Sk]\n", (long long)BK);
+    bprintf(&k->notes, " *            scores never stored; scratch kt[%lld][%lld], "
+                       "acc[%lld][%lld] on the stack%s\n", (long long)D, (long long)BK,
+            (long long)BQ, (long long)DvP, n->attr.attention.causal ? ";" : "");
+    if (n->attr.attention.causal)
+        bprintf(&k->notes, " *            key blocks above the diagonal skipped\n");
+    bprintf(&k->notes, " *   vectors  %s: scores %d x VL keys, accumulators %d x VL of Dv "
+                       "in registers\n", isa_name(cg->isa), (int)min64(UNROLL, BK / vl),
+            (int)min64(UNROLL, DvP / vl));
+
+    // Mask strides along [lead.., Sq, Sk] (0 where it broadcasts: a size-1 or missing dim).
+    Mono mst[KILN_MAX_RANK];
+    if (tm) {
+        Mono s = mono_const(1);
+        for (int a = r - 1; a >= 0; a--) {
+            int am = a - (r - tm->rank);
+            bool bcast = am < 0 || (tm->dim[am].sym < 0 && tm->dim[am].size == 1);
+            mst[a] = bcast ? mono_const(0) : s;
+            if (am >= 0)
+                s = mono_mul(s, mono_dim(tm->dim[am]));
+        }
+    }
+
+    // The task function, with the symbolic dims it uses passed through the job.
+    uint32_t *kernel_syms = cg->sym_used, task_syms = 0;
+    cg->sym_used = &task_syms;
+    Buf kernel_body = k->body;
+    k->body = (Buf){.indent = 1};
+    task_body(k, BQ, BK, D, Dv, mst);
+    Buf task = k->body;
+    k->body = kernel_body;
+    cg->sym_used = kernel_syms;
+
+    const Graph *g = cg->g;
+    const char *job = cg_fmt(cg, "%s_job", k->name), *fn = cg_fmt(cg, "%s_task", k->name);
+    Buf *h = &k->helpers;
+    bool first = true;      // the file's first attention kernel also writes attn_expf
+    for (int i = 0; i < n->id && first; i++)
+        first = g->nodes[i].dead || g->nodes[i].op != OP_ATTENTION;
+    if (first)
+        bputs(h, expf_text);
+    bprintf(h, "/* %s: the arguments of %s, for its tasks */\n", job, k->name);
+    bprintf(h, "typedef struct {\n    const float *q, *k, *v%s;\n    float *out;\n",
+            has_mask ? ", *mask" : "");
+    for (int s = 0; s < g->n_syms; s++)
+        if (task_syms & (1u << s))
+            bprintf(h, "    int64_t %s;\n", cg->sym_var[s]);
+    bprintf(h, "} %s;\n\n", job);
+    bprintf(h, "/* %s: query blocks [begin, end) of %s (block = %lld rows of one (batch, head)) "
+               "*/\n", fn, k->name, (long long)BQ);
+    bprintf(h, "static void %s(void *ctx, int64_t begin, int64_t end)\n{\n", fn);
+    bprintf(h, "    const %s *job = ctx;\n", job);
+    bprintf(h, "    const float *restrict q = job->q, *restrict k = job->k, *restrict v = job->v;\n");
+    if (has_mask)
+        bprintf(h, "    const float *restrict mask = job->mask;\n");
+    bprintf(h, "    float *restrict out = job->out;\n");
+    for (int s = 0; s < g->n_syms; s++)
+        if (task_syms & (1u << s))
+            bprintf(h, "    const int64_t %s = job->%s;\n", cg->sym_var[s], cg->sym_var[s]);
+    bprintf(h, "%s}\n\n", bstr(&task));
+    bfree(&task);
+
+    // The kernel: pack the job, hand out the blocks.
+    Buf init = {0};
+    bprintf(&init, ".q = q, .k = k, .v = v, %s.out = out", has_mask ? ".mask = mask, " : "");
+    for (int s = 0; s < g->n_syms; s++)
+        if (task_syms & (1u << s)) {
+            bprintf(&init, ", .%s = %s", cg->sym_var[s], cg->sym_var[s]);
+            *kernel_syms |= 1u << s;
+        }
+    cg_assign(k, cg_fmt(cg, "%s job", job), cg_fmt(cg, "{%s}", bstr(&init)));
+    bfree(&init);
+    bool one_qb = tq->dim[r - 2].sym < 0 && tq->dim[r - 2].size <= BQ;
+    const char *blocks = one_qb ? cg_mono(cg, lead, false)
+                                : cg_fmt(cg, "%s * ((%s + %lld) / %lld)",
+                                         cg_mono(cg, lead, true), cg_mono(cg, Sq, false),
+                                         (long long)(BQ - 1), (long long)BQ);
+    bline(&k->body, "kiln_parallel_for(r, %s, %s, &job);", blocks, fn);
+    k->needs_run = true;
+    return true;
+}

@@ -1,0 +1,210 @@
+/* threads.c: the worker threads of a model run, and kiln_parallel_for.
+ *
+ * kiln_main creates one pool per run (--threads N, else $KILN_NUM_THREADS, else the online
+ * cores) before prepare() and forward(), and frees it at the end: no kernel ever creates a
+ * thread.  The calling thread is thread 0 and works too, so a pool of N has N - 1 workers.
+ *
+ * kiln_parallel_for(r, n, fn, ctx) splits the items [0, n) into one contiguous range per
+ * thread, thread t taking [n * t / T, n * (t + 1) / T), and returns when all are done.  The
+ * partition is static (no work stealing), and the kernels that use it compute every output
+ * element in one task, in the same order whatever the range: so a model's outputs are
+ * bitwise identical for every thread count (tests/diff checks 1, 2 and 3 threads).
+ *
+ * Between jobs the workers spin for a short while (kernels come back to back within a
+ * forward pass, and waking a sleeping thread costs tens of microseconds), then sleep on a
+ * condition variable, so an idle pool costs nothing.
+ */
+#include "kiln_rt.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define SPIN_ROUNDS 20000       // polls of the job counter before a worker sleeps (~50 us)
+#define MAX_THREADS 256
+
+struct kiln_pool {
+    int n_threads;              // including the caller (thread 0)
+    pthread_t *workers;         // [n_threads - 1]
+    pthread_mutex_t lock;
+    pthread_cond_t wake;        // signalled when job changes or stop is set
+    pthread_cond_t done;        // signalled when pending drops to 0
+    atomic_uint_fast64_t job;   // number of the current job; workers wait for it to change
+    atomic_int pending;         // workers still running the current job
+    atomic_int sleepers;        // workers waiting on `wake`
+    bool stop;                  // under lock: workers exit
+    // The current job, written by the caller before `job` is bumped.
+    kiln_task_fn fn;
+    void *ctx;
+    int64_t n;
+};
+
+typedef struct {
+    kiln_pool *pool;
+    int index;                  // 1 .. n_threads - 1
+} Worker;
+
+static _Thread_local bool in_task;  // a nested kiln_parallel_for runs serially
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+// Run thread t's share of the job.
+static void run_share(kiln_pool *p, int t) {
+    int64_t n = p->n, T = p->n_threads;
+    int64_t begin = n * t / T, end = n * (t + 1) / T;
+    if (begin < end) {
+        in_task = true;
+        p->fn(p->ctx, begin, end);
+        in_task = false;
+    }
+}
+
+static void *worker_main(void *arg) {
+    Worker *w = arg;
+    kiln_pool *p = w->pool;
+    uint_fast64_t seen = 0;
+    for (;;) {
+        // Wait for a new job: spin, then sleep.
+        uint_fast64_t job = atomic_load_explicit(&p->job, memory_order_acquire);
+        for (int i = 0; job == seen && i < SPIN_ROUNDS; i++) {
+            cpu_relax();
+            job = atomic_load_explicit(&p->job, memory_order_acquire);
+        }
+        if (job == seen) {
+            pthread_mutex_lock(&p->lock);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (!p->stop && (job = atomic_load(&p->job)) == seen)
+                pthread_cond_wait(&p->wake, &p->lock);
+            atomic_fetch_sub(&p->sleepers, 1);
+            bool stop = p->stop;
+            pthread_mutex_unlock(&p->lock);
+            if (stop)
+                break;
+        }
+        seen = job;
+        run_share(p, w->index);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&p->lock);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+    free(w);
+    return NULL;
+}
+
+kiln_pool *kiln_pool_new(int n_threads) {
+    if (n_threads < 1)
+        n_threads = 1;
+    if (n_threads > MAX_THREADS)
+        n_threads = MAX_THREADS;
+    kiln_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->job, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->sleepers, 0);
+    if (n_threads == 1)
+        return p;
+    p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
+    if (!p->workers) {
+        kiln_pool_free(p);
+        return NULL;
+    }
+    // Kernels keep their packing buffers on the stack (up to a few MiB): ask for 16 MiB.
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 16u << 20);
+    for (int t = 1; t < n_threads; t++) {
+        Worker *w = malloc(sizeof *w);
+        if (w) {                    // before the thread starts: it reads them at once
+            w->pool = p;
+            w->index = t;
+        }
+        if (!w || pthread_create(&p->workers[t - 1], &attr, worker_main, w) != 0) {
+            free(w);
+            p->n_threads = t;       // the workers made so far are joined by kiln_pool_free
+            pthread_attr_destroy(&attr);
+            kiln_pool_free(p);
+            return NULL;
+        }
+    }
+    pthread_attr_destroy(&attr);
+    return p;
+}
+
+void kiln_pool_free(kiln_pool *p) {
+    if (!p)
+        return;
+    if (p->workers) {
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+        for (int t = 1; t < p->n_threads; t++)
+            pthread_join(p->workers[t - 1], NULL);
+        free(p->workers);
+    }
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    free(p);
+}
+
+int kiln_pool_threads(const kiln_pool *p) {
+    return p ? p->n_threads : 1;
+}
+
+void kiln_parallel_for(kiln_run *r, int64_t n, kiln_task_fn fn, void *ctx) {
+    kiln_pool *p = r ? r->pool : NULL;
+    if (n <= 0)
+        return;
+    if (!p || p->n_threads == 1 || n == 1 || in_task) {
+        fn(ctx, 0, n);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
+    atomic_fetch_add(&p->job, 1);     // seq_cst: ordered before the sleepers check below
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+    }
+    run_share(p, 0);
+    // Wait for the workers: spin, then sleep.
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
+            return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->lock);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+        pthread_cond_wait(&p->done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
+int kiln_default_threads(void) {
+    const char *env = getenv("KILN_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (*end == '\0' && n >= 1 && n <= MAX_THREADS)
+            return (int)n;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores >= 1 ? (cores > MAX_THREADS ? MAX_THREADS : (int)cores) : 1;
+}
