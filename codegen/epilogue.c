@@ -17,12 +17,18 @@
  * node's inputs after its own (ir_op_inputs); step s reads parameter `e<s>`, indexed by its
  * ir_epi_form: the same shape at the output's own index, a last-axis vector at the column,
  * a scalar at 0.
+ *
+ * The vector form keeps that promise too: + - * / are lane-wise IEEE operations, tanh, gelu
+ * and a scale by a double run lane by lane through the scalar expression, and relu is
+ * V_MAX(v, 0), which is the scalar `v > 0 ? v : 0` exactly on x86 (MAXPS returns its second
+ * operand unless the first is greater); NEON's vmaxq gives NaN for a NaN where scalar code
+ * gives 0.
  */
 #include "cg.h"
 
 #include <string.h>
 
-// The epilogue operand of step s, its input slot and its form.
+// The operand of epilogue step e and its form (one the kernels cannot index is a kiln bug).
 static const Node *operand(const Kernel *k, const EpiOp *e, EpiForm *form)
 {
     const Node *x = k->in[e->operand_in];

@@ -24,7 +24,9 @@
  *   acc[r] = acc[r] * alpha + sum_c p[c] v[j0 + c]    up to 4 vectors of Dv in registers per
  *                                    pass over the keys; a partial last vector (Dv 7 with VL
  *                                    8, ...) is read with V_LOAD_N and stored with V_STORE_N
- * The scale, mask, causal test, max and exp are plain loops over the block's keys.
+ * The scale, mask and causal test are a plain loop over the block's keys; the max and the
+ * sum use V_MAX / V_ADD over whole vectors (lanes past the last key are -inf, so exp gives
+ * 0); exp is attn_expf, plain C that clang vectorizes (written once per file).
  *
  * Causal: key blocks entirely above the diagonal are never visited (the key loop stops at
  * the block's last visible key); inside the diagonal block the masked scores are -inf.
@@ -438,8 +440,8 @@ bool cg_kernel_attention(Kernel *k)
         if (task_syms & (1u << s))
             bprintf(h, "    int64_t %s;\n", cg->sym_var[s]);
     bprintf(h, "} %s;\n\n", job);
-    bprintf(h, "/* %s: query blocks [begin, end) of %s (block = %lld rows of one (batch, head)) "
-               "*/\n", fn, k->name, (long long)BQ);
+    bprintf(h, "/* %s: query blocks [begin, end) of %s,\n * a block being %lld rows of "
+               "one (batch, head) */\n", fn, k->name, (long long)BQ);
     bprintf(h, "static void %s(void *ctx, int64_t begin, int64_t end)\n{\n", fn);
     bprintf(h, "    const %s *job = ctx;\n", job);
     bprintf(h, "    const float *restrict q = job->q, *restrict k = job->k, *restrict v = job->v;\n");

@@ -330,8 +330,15 @@ void cg_emit_prepare(Cg *cg, Buf *b, const int *weight_index)
  * The GEMM code every tiled matmul shares (written once per file)
  */
 
-// Append text with $S (the shape "14x32"), $MR, $NR, $NV (b vectors per k step) and $ACC
-// (accumulators) replaced.
+static const char *shape_text(int mr, int nr)
+{
+    static char s[32];
+    snprintf(s, sizeof s, "%dx%d", mr, nr);
+    return s;
+}
+
+// Append text with $S (the shape "14x32"), $MR, $NR, $NV (b vectors per k step), $ACC
+// (accumulators) and $_ (as many spaces as $S has characters past two) replaced.
 static void tmpl(Buf *b, const char *text, int mr, int nr, int nv)
 {
     for (const char *p = text; *p;) {
@@ -350,6 +357,8 @@ static void tmpl(Buf *b, const char *text, int mr, int nr, int nv)
             bprintf(b, "%d", nr), p += 3;
         else if (strncmp(p, "$NV", 3) == 0)
             bprintf(b, "%d", nv), p += 3;
+        else if (strncmp(p, "$_", 2) == 0)
+            bprintf(b, "%*s", (int)strlen(shape_text(mr, nr)) - 2, ""), p += 2;
         else if (strncmp(p, "$ACC", 4) == 0)
             bprintf(b, "%d", mr * nv), p += 4;
         else
@@ -407,16 +416,20 @@ static const char gemm_tile[] =
     " * panel the next call reads, prefetched meanwhile.  mr is a constant in every call\n"
     " * (gemm_$S has one copy of this function per row count), so acc lives in registers. */\n"
     "static inline __attribute__((always_inline)) void\n"
-    "gemm_$S_tile(int mr, int64_t kc, const float *restrict a, int64_t as, const float *restrict b,\n"
-    "             const float *b_next, float *restrict c, int64_t ldc, int nr, bool first)\n"
+    "gemm_$S_tile(int mr, int64_t kc, const float *restrict a, int64_t as,\n"
+    "             $_const float *restrict b, const float *b_next, float *restrict c, int64_t ldc,\n"
+    "             $_int nr, bool first)\n"
     "{\n"
     "    V_T acc[$MR][$NV];\n"
     "    for (int i = 0; i < mr; i++)\n"
     "        for (int v = 0; v < $NV; v++) {\n"
     "            const int lanes = nr - v * VL < 0 ? 0 : nr - v * VL < VL ? nr - v * VL : VL;\n"
-    "            acc[i][v] = first       ? V_ZERO()\n"
-    "                        : nr == $NR ? V_LOAD(c + i * ldc + v * VL)\n"
-    "                                    : V_LOAD_N(c + i * ldc + v * VL, lanes);\n"
+    "            if (first)\n"
+    "                acc[i][v] = V_ZERO();\n"
+    "            else if (nr == $NR)\n"
+    "                acc[i][v] = V_LOAD(c + i * ldc + v * VL);\n"
+    "            else\n"
+    "                acc[i][v] = V_LOAD_N(c + i * ldc + v * VL, lanes);\n"
     "        }\n"
     "    for (int64_t k = 0; k < kc; k++) {      // the hot loop\n"
     "        V_T bv[$NV];\n"
@@ -544,8 +557,8 @@ static const char gemm_pack[] =
     "    }\n"
     "}\n"
     "\n"
-    "static void gemm_pack_b_$NR(kiln_run *r, const float *b, float *panels, int64_t K, int64_t N,\n"
-    "                           int64_t b_ks, int64_t b_ns)\n"
+    "static void gemm_pack_b_$NR(kiln_run *r, const float *b, float *panels, int64_t K,\n"
+    "                           int64_t N, int64_t b_ks, int64_t b_ns)\n"
     "{\n"
     "    gemm_pack_$NR_job job = {b, panels, K, N, b_ks, b_ns};\n"
     "    kiln_parallel_for(r, (N + $NR - 1) / $NR, gemm_pack_b_$NR_run, &job);\n"
@@ -629,7 +642,7 @@ void cg_emit_gemm_support(Cg *cg, Buf *b)
         // The row-count dispatcher.
         tmpl(b, "// gemm_$S: the microkernel for mr = 1 .. $MR rows, one copy of the loop per count.\n"
                 "static void gemm_$S(int mr, int64_t kc, const float *a, int64_t as, const float *b,\n"
-                "                    const float *b_next, float *c, int64_t ldc, int nr, bool first)\n"
+                "                    $_const float *b_next, float *c, int64_t ldc, int nr, bool first)\n"
                 "{\n"
                 "    switch (mr) {\n", mr, nr, nv);
         for (int r = mr; r >= 2; r--)
@@ -718,16 +731,14 @@ static bool tiled(Kernel *k, const Shape *s)
     const Tile *t = &n->tile;
     const Nest *nest = &s->nest;
     const CgPack *pk = cg_pack_of(cg, n, 1);
-    const Target *tg = &cg->g->target;
+    const Target tg = tile_target(cg->g->target);
     const char *shape = cg_fmt(cg, "%dx%d", t->mr, t->nr);
 
     // The comment: the tiling and where b comes from.
     bprintf(&k->notes, " *   tiling  %s: %d x %d microkernel (gemm_%s), kc %lld, mc %lld (tile pass,\n"
                        " *           for L1d %s and L2 %s%s)\n",
             isa_name(cg->isa), t->mr, t->nr, shape, (long long)t->kc, (long long)t->mc,
-            kib(cg, tg->l1d ? tg->l1d : 32 * 1024),
-            kib(cg, tg->l2 ? tg->l2 : (cg->isa == ISA_AVX512 ? 1024 : 512) * 1024),
-            tg->host ? " of this host" : ", defaults");
+            kib(cg, tg.l1d), kib(cg, tg.l2), tg.host ? " of this host" : ", defaults");
     if (pk)
         bprintf(&k->notes, " *           b packed at load by prepare(): %lld panels of [%lld][%d] at "
                            "packed + 0x%llx\n",

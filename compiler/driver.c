@@ -506,19 +506,45 @@ static const void *lookup_weight(void *ctx, const char *tensor, const Type *type
         fprintf(stderr, "kiln: error: weight '%s' is not in %s\n", tensor, w->path);
         return NULL;
     }
-    bool ok = t->dtype_str && strcmp(t->dtype_str, "F32") == 0 && t->rank == type->rank;
+    // The same checks and messages as the model binary's (kiln_bind_weights).
+    char as[300] = "";
+    if (strcmp(t->name, tensor) != 0)
+        snprintf(as, sizeof as, " (found as '%s')", t->name);
+    if (!t->dtype_str || strcmp(t->dtype_str, "F32") != 0) {
+        fprintf(stderr, "kiln: error: weight '%s'%s: dtype is %s in the file, the spec wants f32\n",
+                tensor, as, t->dtype_str ? t->dtype_str : "?");
+        return NULL;
+    }
+    bool ok = t->rank == type->rank;
     for (int k = 0; ok && k < type->rank; k++)
         ok = t->dims[k] == type->dim[k].size;
     if (!ok) {
-        char want[256];
-        fprintf(stderr, "kiln: error: weight '%s': the file has %s of rank %d, the spec wants f32%s\n",
-                tensor, t->dtype_str ? t->dtype_str : "?", t->rank,
-                shape_str(w->g, type, want, sizeof want));
+        char want[256], have[256];
+        int n = snprintf(have, sizeof have, "[");
+        for (int k = 0; k < t->rank && n < (int)sizeof have; k++)
+            n += snprintf(have + n, sizeof have - (size_t)n, "%s%lld", k ? ", " : "",
+                          (long long)t->dims[k]);
+        if (n < (int)sizeof have)
+            snprintf(have + n, sizeof have - (size_t)n, "]");
+        fprintf(stderr, "kiln: error: weight '%s'%s: shape in the file is %s, the spec wants %s\n",
+                tensor, as, have, shape_str(w->g, type, want, sizeof want));
         return NULL;
     }
+    // Misaligned in the mapping (a header length that is not a multiple of 4): an aligned
+    // copy, kept in st->aligned and freed by kiln_st_close, as the model binary does.
     if (((uintptr_t)t->data & 3) != 0) {
-        fprintf(stderr, "kiln: error: weight '%s' is not 4-byte aligned in %s\n", tensor, w->path);
-        return NULL;
+        size_t idx = (size_t)(t - w->st.tensors);
+        if (!w->st.aligned[idx]) {
+            void *copy = kiln_aligned_alloc(t->nbytes);
+            if (!copy) {
+                fprintf(stderr, "kiln: error: weight '%s': out of memory for an aligned copy\n",
+                        tensor);
+                return NULL;
+            }
+            memcpy(copy, t->data, t->nbytes);
+            w->st.aligned[idx] = copy;
+        }
+        return w->st.aligned[idx];
     }
     return t->data;
 }

@@ -44,7 +44,7 @@ static const char usage[] =
     "\n"
     "The binary a build makes runs as:\n"
     "  ./BIN --weights model.safetensors --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
-    "        [--repeat N] [--help]\n"
+    "        [--threads N] [--repeat N] [--help]      (./BIN --help: its inputs, outputs, bounds)\n"
     "\n"
     "passes (in order):\n";
 
@@ -54,7 +54,9 @@ static void print_usage(FILE *out)
     for (int i = 0; i < ir_n_passes; i++)
         fprintf(out, "  %-22s %s%s\n", ir_passes[i].name, ir_passes[i].doc,
                 ir_passes[i].required ? " (required)" : "");
-    fputs("\nDocumentation: docs/spec.md (spec language), docs/codegen.md, docs/runtime.md.\n", out);
+    fputs("\nDocumentation: docs/spec.md (spec language), docs/passes.md, docs/codegen.md,\n"
+          "docs/runtime.md, docs/inspect.md, docs/tokenizers.md, docs/security.md, docs/bench.md.\n",
+          out);
 }
 
 static int usage_error(const char *fmt, const char *arg)

@@ -12,6 +12,9 @@
 #include "front.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -27,9 +30,23 @@ enum {
 static char *read_all(const char *path, const char *file, size_t *len, Diag *d)
 {
     SrcLoc nowhere = {file, 0, 0};
-    FILE *f = fopen(path, "rb");
+    // O_NONBLOCK so that a FIFO or device named as the spec is refused, not waited on.
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        diag_error(d, nowhere, "cannot open the spec: %s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        diag_error(d, nowhere, "the spec is not a regular file%s",
+                   S_ISDIR(st.st_mode) ? " (it is a directory)" : "");
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         diag_error(d, nowhere, "cannot open the spec: %s", strerror(errno));
+        close(fd);
         return NULL;
     }
     size_t cap = 4096, n = 0;

@@ -23,7 +23,8 @@
  *      axis, or a scalar (ir_epi_form);
  *   5. X is computed before P, or is a source (input, weight, constant: computed by nobody,
  *      so it may move up).  An X computed after P but before E would have to be computed
- *      earlier, which reorders the graph: not done.
+ *      earlier, which reorders the graph: not done;
+ *   6. P has room: fewer than MAX_EPI_STEPS steps, fewer than KILN_MAX_IN inputs.
  * Nodes are visited in order, so a chain fuses link by link: gelu(add(matmul, b)) first
  * makes the add an epilogue of the matmul, then the gelu.  A node that fuses nothing keeps
  * its own kernel and may itself become the anchor of later element-wise nodes.  Each
@@ -42,6 +43,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+// Epilogue steps per node.  Models have one to three; the cap keeps a pathological chain of
+// thousands of element-wise ops linear to fuse (each fusion copies the step list) and its
+// kernel's statement list short.
+#define MAX_EPI_STEPS 32
 
 /* ---------------------------------------------------------------------------------------
  * What the kernels support (shared with verify.c and the code generator)
@@ -142,7 +148,7 @@ static const char *type_text(const Graph *g, const Type *t, char *buf, size_t n)
     return buf;
 }
 
-// Why E cannot fuse into its input P with other operand X (-1 for unary E), or NULL if it
+// Why E cannot fuse into its input P with other operand X (NULL for unary E), or NULL if it
 // can.  The reason is arena text for a note.
 static const char *why_not(const Fuse *f, const Node *e, const Node *p, const Node *x)
 {
@@ -172,6 +178,8 @@ static const char *why_not(const Fuse *f, const Node *e, const Node *p, const No
         return arena_sprintf(&g->arena, "the result %s is larger than '%s' %s",
                              type_text(g, &e->type, a, sizeof a), p->name,
                              type_text(g, &p->type, b, sizeof b));
+    if (p->n_epi >= MAX_EPI_STEPS)
+        return arena_sprintf(&g->arena, "'%s' already has %d epilogue steps", p->name, p->n_epi);
     if (!x)
         return NULL;
     if (ir_epi_form(&x->type, &p->type) == EPI_OTHER)

@@ -147,7 +147,9 @@ typedef int32_t NodeId;     // index into Graph.nodes; -1 means none
 // EpiOp: one element-wise op of a node's epilogue (fuse-elementwise).  Applied to the
 // running value v at each output element: v = op(v) for unary ops and scale,
 // v = v OP operand (or operand OP v when operand_left) for add/sub/mul/div, where the
-// operand is in[operand_in], broadcast NumPy-style into the node's shape.
+// operand is in[operand_in], broadcast NumPy-style into the node's shape.  Operands follow
+// the op's own inputs in in[] (ir_op_inputs), one slot per binary step, in step order, and
+// index the result in an ir_epi_form other than EPI_OTHER (ir_verify checks all of this).
 typedef struct EpiOp {
     int op;                 // OpKind: OP_ADD OP_SUB OP_MUL OP_DIV OP_SCALE OP_RELU OP_TANH OP_GELU
     int operand_in;         // index into Node.in of the other operand, or -1 (unary, scale)
@@ -260,6 +262,7 @@ typedef struct Graph {
     int n_passes_run, cap_passes_run;
     struct Note *notes;     // what the last pass left undone and why (ir_note), in order;
     int n_notes;            // arena-owned; the pipeline clears them before each pass
+    struct Note *notes_last;        // the last note (ir_note appends after it when notes != NULL)
 } Graph;
 
 // Note: one remark of a pass, e.g. "not fused: softmax 'h.0.attn.probs' has 2 readers".
@@ -439,6 +442,8 @@ bool isa_parse(const char *s, Isa *out);
 // The register block of the ISA's microkernel: rows x columns, columns in whole vectors.
 void isa_register_block(Isa isa, int *mr, int *nr);
 int isa_lanes(Isa isa);                 // floats per vector: 1, 8, 16, 4
+// t with the cache sizes it does not know replaced by the tile pass's defaults for its ISA.
+Target tile_target(Target t);
 
 // Memory planning: give every value computed in the forward pass an arena offset, reusing
 // the space of values whose last reader has run (first fit, sizes at the symbolic bounds).

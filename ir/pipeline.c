@@ -39,10 +39,11 @@ void ir_note(Graph *g, const char *fmt, ...)
     va_end(ap);
     Note *note = arena_alloc(&g->arena, sizeof *note);
     note->text = text;
-    Note **tail = &g->notes;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = note;
+    if (g->notes)           // constant time: a pass may leave a note per node
+        g->notes_last->next = note;
+    else
+        g->notes = note;
+    g->notes_last = note;
     g->n_notes++;
 }
 

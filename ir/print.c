@@ -9,6 +9,7 @@
  *           fuses add h.0.mlp.fc @gpt2.yaml:86
  *           fuses gelu h.0.mlp.act @gpt2.yaml:87
  *     output logits = %90
+ *     note: not fused: softmax 'h.0.attn.probs' has 2 readers   (the last pass's ir_note)
  *
  * Deterministic: the same graph prints the same bytes.
  */

@@ -5,6 +5,7 @@
  */
 #include "ir.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 // The epilogue (fuse-elementwise): only on nodes whose kernels apply one, f32; each step one
@@ -38,6 +39,30 @@ static void verify_epilogue(const Graph *g, const Node *n, const char *when)
             KILN_BUG("after %s: '%s' epilogue operand '%s' does not broadcast into it", when,
                      n->name, x->name);
     }
+}
+
+static int compare_names(const void *pa, const void *pb)
+{
+    const Node *a = *(const Node *const *)pa, *b = *(const Node *const *)pb;
+    int c = strcmp(a->name, b->name);
+    return c ? c : (a->id > b->id) - (a->id < b->id);
+}
+
+// Live nodes have distinct names.  Sorted rather than compared pairwise: a spec may make
+// 2^20 nodes, and the check runs after every pass.
+static void verify_unique_names(const Graph *g, const char *when)
+{
+    const Node **live = xmalloc((size_t)(g->n_nodes + 1) * sizeof *live);
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!g->nodes[i].dead)
+            live[n++] = &g->nodes[i];
+    qsort(live, (size_t)n, sizeof *live, compare_names);
+    for (int i = 1; i < n; i++)
+        if (strcmp(live[i - 1]->name, live[i]->name) == 0)
+            KILN_BUG("after %s: two nodes are named '%s' (%%%d, %%%d)", when, live[i]->name,
+                     live[i - 1]->id, live[i]->id);
+    free(live);
 }
 
 void ir_verify(const Graph *g, const char *after)
@@ -80,10 +105,8 @@ void ir_verify(const Graph *g, const char *after)
             KILN_BUG("after %s: constant '%s' has no data", when, n->name);
         if (n->op == OP_WEIGHT && !n->attr.weight.tensor)
             KILN_BUG("after %s: weight '%s' has no tensor name", when, n->name);
-        for (int j = 0; j < i; j++)
-            if (!g->nodes[j].dead && strcmp(g->nodes[j].name, n->name) == 0)
-                KILN_BUG("after %s: two nodes are named '%s' (%%%d, %%%d)", when, n->name, j, i);
     }
+    verify_unique_names(g, when);
     for (int i = 0; i < g->n_inputs; i++) {
         NodeId id = g->inputs[i];
         if (id < 0 || id >= g->n_nodes || g->nodes[id].op != OP_INPUT ||

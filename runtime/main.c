@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -543,6 +544,19 @@ static int write_outputs(const kiln_model *m, const Args *a, int64_t (*odims)[KI
  * kiln_main
  */
 
+// The buffer prepare() packs weights into: 2 MiB aligned and advised to use huge pages, and
+// not zeroed, since prepare() writes every byte the kernels read.  Its pages are touched
+// first by the packing threads, in parallel; on virtual machines, where a fresh page costs
+// microseconds, huge pages take half the time of small ones.  Freed with kiln_aligned_free.
+static char *alloc_packed(size_t bytes) {
+    size_t align = (size_t)2 << 20, n = (bytes + align - 1) / align * align;
+    void *p = NULL;
+    if (n == 0 || posix_memalign(&p, align, n) != 0)
+        return NULL;
+    madvise(p, n, MADV_HUGEPAGE);   // a hint; ignored where huge pages are off
+    return p;
+}
+
 // See kiln_rt.h and the steps atop this file.  Returns 0, 1 (a run-time error: weights,
 // inputs, forward, outputs) or 2 (a usage error); every resource is freed on every path.
 int kiln_main(int argc, char **argv, const kiln_model *m) {
@@ -644,7 +658,7 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     r.pool = pool;
     if (m->prepare) {
         double t0 = kiln_now_ms();
-        if (!(packed = kiln_aligned_alloc(m->packed_bytes))) {
+        if (!(packed = alloc_packed(m->packed_bytes))) {
             error(m, 1, "cannot allocate the %zu bytes of packed weights", m->packed_bytes);
             goto done;
         }

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define SPIN_ROUNDS 20000       // polls of the job counter before a worker sleeps (~50 us)
+#define SPIN_ROUNDS 2000        // polls (pause) of the job counter before sleeping: ~50 us
 #define MAX_THREADS 256
 
 struct kiln_pool {

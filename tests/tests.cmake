@@ -30,11 +30,13 @@ add_test(NAME cli.inspect COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/inspect.sh 
 set_tests_properties(cli.tokenize cli.inspect PROPERTIES LABELS unit)
 
 # Under KILN_SANITIZE the model binaries that tests build with `kiln build` are sanitized
-# too (kiln passes $KILN_CFLAGS to the C compiler), and any report fails the test.
+# too (kiln passes $KILN_CFLAGS to the C compiler; unit tests that compile generated C use
+# $KILN_CC), and any report fails the test.
 if(KILN_SANITIZE)
   get_property(kiln_all_tests DIRECTORY ${CMAKE_SOURCE_DIR} PROPERTY TESTS)
   set_property(TEST ${kiln_all_tests} APPEND PROPERTY ENVIRONMENT
     "KILN_CFLAGS=-fsanitize=${KILN_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all"
+    "KILN_CC=clang -fsanitize=${KILN_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all"
     "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0"
     "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 endif()

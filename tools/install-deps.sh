@@ -2,11 +2,16 @@
 # tools/install-deps.sh: install what kiln needs to build and test, from Debian's packages.
 # Installs only what is missing; needs root (or sudo) only when something is missing.
 #   KILN_WITH_TORCH=1  also install PyTorch and NumPy (to regenerate reference tensors)
+#   KILN_WITH_BENCH=1  also what make bench needs (PyTorch, NumPy, OpenBLAS, node, npm)
 set -euo pipefail
 
 pkgs=(clang cmake make pkg-config libyaml-dev libcjson-dev libpcre2-dev libutf8proc-dev libclang-rt-14-dev python3)
 if [ "${KILN_WITH_TORCH:-0}" = 1 ]; then
   pkgs+=(python3-torch python3-numpy)
+fi
+if [ "${KILN_WITH_BENCH:-0}" = 1 ]; then
+  pkgs+=(python3-torch python3-numpy libopenblas0-pthread)
+  command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 
 missing=()

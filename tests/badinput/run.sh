@@ -157,7 +157,8 @@ st() {
             F64|I64|U64) size=8 ;; F32|I32|U32) size=4 ;; F16|BF16|I16|U16) size=2 ;; *) size=1 ;;
         esac
         for d in ${shape//,/ }; do size=$((size * d)); done
-        entries+=("\"$name\":{\"dtype\":\"$dtype\",\"shape\":[$shape],\"data_offsets\":[$off,$((off + size))]}")
+        local range="[$off,$((off + size))]"
+        entries+=("\"$name\":{\"dtype\":\"$dtype\",\"shape\":[$shape],\"data_offsets\":$range}")
         off=$((off + size))
     done
     local i n=${#entries[@]}

@@ -10,3 +10,13 @@ foreach(args_file ${KILN_DIFF_ARGS})
            WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(diff.${case_id} PROPERTIES LABELS diff)
 endforeach()
+
+# ISA checks without reference data (tests/diff/isa.sh): NEON code compiles for AArch64, and
+# a binary built for an ISA the CPU lacks stops with a message instead of SIGILL.
+foreach(check neon cpu-check)
+  add_test(NAME diff.isa.${check}
+           COMMAND bash ${CMAKE_SOURCE_DIR}/tests/diff/isa.sh $<TARGET_FILE:kiln>
+                   ${CMAKE_BINARY_DIR}/diff/isa-${check} ${check}
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(diff.isa.${check} PROPERTIES LABELS diff)
+endforeach()

@@ -47,7 +47,8 @@ def spec_seeds():
             folder = os.path.basename(os.path.dirname(path))
             put("spec", "%s-%s" % (folder, os.path.basename(path)), head + text)
     # The shipped models at small sizes, as the reference tests compile them.
-    put("spec", "gpt2-tiny.yaml", "#-D n_layer=1\n#-D n_embd=16\n#-D n_head=2\n#-D vocab_size=32\n#-D n_positions=16\n"
+    tiny = ["n_layer=1", "n_embd=16", "n_head=2", "vocab_size=32", "n_positions=16"]
+    put("spec", "gpt2-tiny.yaml", "".join("#-D %s\n" % d for d in tiny)
         + open(os.path.join(ROOT, "models/gpt2.yaml"), encoding="utf-8").read())
     put("spec", "repeat-nested.yaml", """kiln: 1
 name: nest
@@ -100,6 +101,8 @@ def expr_seeds():
         "((((((((((((((((((((1))))))))))))))))))))", "1" * 80, "-" * 70 + "1",
     ]):
         put("expr", "e%02d" % i, e)
+    # Substituting "(-5)" for neg nests one level deeper than the limit allows.
+    put("expr", "nesting-after-substitution", "-" * 62 + "neg" + "-" * 10 + "1")
 
 
 # ---- safetensors -----------------------------------------------------------------------
@@ -196,8 +199,8 @@ def npy_seeds():
 def text_seeds():
     texts = {
         "ascii": "Hello, world! It's 2024; we'll see.\n  Done.",
-        "unicode": "Caf\u00e9 F\u00fchrer C\u1eeda Vi\u1ec7t \u4e2d\u6587 \u0645\u0631\u062d\u0628\u0627 "
-                   "\U0001f999\u200d\U0001f525 \u00a0\u2028\u3000x",
+        "unicode": "Caf\u00e9 F\u00fchrer C\u1eeda Vi\u1ec7t \u4e2d\u6587 "
+                   "\u0645\u0631\u062d\u0628\u0627 \U0001f999\u200d\U0001f525 \u00a0\u2028\u3000x",
         "specials": "Paris is the [MASK] of France.[SEP]<|endoftext|>[CLS][UNK][PAD]",
         "shakespeare": "ROMEO:\nBut, soft! what light through yonder window breaks?\n",
         "whitespace": " \t\n\r  \u0085 a  b\n\n",

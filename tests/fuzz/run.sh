@@ -65,6 +65,8 @@ for name in "${names[@]}"; do
     dict=()
     [ -f tests/fuzz/"$name".dict ] && dict=(-dict=tests/fuzz/"$name".dict)
     start=$(date +%s)
+    marker=$build/fuzz/.start-$name
+    touch "$marker"
     set +e
     # shellcheck disable=SC2086
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
@@ -84,7 +86,7 @@ for name in "${names[@]}"; do
     result=ok
     if grep -q "no vocabulary" "$log"; then
         result="skipped (no vocabulary in ../shared/data)"
-    elif [ "$rc" -ne 0 ] || ls "$art" | grep -q .; then
+    elif [ "$rc" -ne 0 ] || [ -n "$(find "$art" -type f -newer "$marker")" ]; then
         result="FOUND: see $log and $art/"
         failed=1
     fi

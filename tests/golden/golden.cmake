@@ -1,5 +1,6 @@
 # tests/golden/golden.cmake: one ctest per tests/golden/*.yaml (label `golden`): the IR dump
-# and the generated C compared byte for byte with the committed .expected files.
+# and the generated C compared byte for byte with the committed .expected files, and the
+# case's `# expect: after PASS: ...` structural checks (tests/golden/run.sh lists them).
 # Regenerate: KILN_UPDATE_GOLDEN=1 ctest -L golden, then review the diff.
 file(GLOB KILN_GOLDEN_CASES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/golden/*.yaml)
 foreach(case ${KILN_GOLDEN_CASES})

@@ -18,14 +18,20 @@
 #                                 matmul) or spec names in quotes ('h.0.mlp.act')
 #       no X                      no live node is X (op name or quoted spec name)
 #       note "TEXT"               some note PASS left (`  note: ...` lines) contains TEXT
-# A case with `# expect:` lines and no .expected files is structural only (the shipped
-# models, whose generated C changes with every kernel improvement); any other case needs both
-# .expected files.  With KILN_UPDATE_GOLDEN=1 existing (or required) expected files are
-# rewritten instead (review the diff and commit it with the change).
+#       note "TEXT"               some note of PASS (`note: ...` lines) contains TEXT
+# A case with `# expect:` lines and no .expected files is structural only: the checks, and
+# that emit works and is deterministic (the shipped models, whose generated C changes with
+# every kernel improvement).  Any other case has both .expected files; KILN_UPDATE_GOLDEN=1
+# rewrites them instead of comparing (review the diff and commit it with the change).  To
+# start byte-checking a case with `# expect:` lines, create the files empty first.
 set -u
 [ $# -eq 2 ] || { echo "usage: $0 KILN CASE.yaml" >&2; exit 2; }
 KILN=$1; CASE=$2
 cd "$(dirname "$0")/../.." || exit 2
+# Paths relative to the source root, however ctest spells them: the dump and the C name the
+# spec as given, and the expected files must not depend on where the checkout lives.
+root=$(pwd -P)
+case $CASE in "$root"/*) CASE=${CASE#"$root"/} ;; /*) CASE=$(realpath --relative-to="$root" "$CASE") ;; esac
 base=${CASE%.yaml}
 read -r -a ARGS <<< "$(sed -n 's/^# args: //p' "$CASE" | tr '\n' ' ')"
 SPEC=$(sed -n 's/^# spec: *//p' "$CASE" | head -1)
@@ -79,7 +85,10 @@ for e in "${EXPECTS[@]}"; do
     dump=$tmp/after-$pass
     [ -f "$dump" ] || "$KILN" inspect "$SPEC" "${ARGS[@]}" --after "$pass" > "$dump" ||
         { echo "FAIL: kiln inspect --after $pass failed"; status=1; continue; }
-    if [[ $check =~ ^kernels\ ==\ ([0-9]+)$ ]]; then
+    if [[ $check =~ ^note\ \"(.*)\"$ ]]; then
+        want=1; got=$(grep -cF -- "${BASH_REMATCH[1]}" <(grep -E '^  note: ' "$dump"))
+        [ "$got" -ge 1 ] && got=1
+    elif [[ $check =~ ^kernels\ ==\ ([0-9]+)$ ]]; then
         want=${BASH_REMATCH[1]}; got=$(count_in "$dump" "kernels")
     elif [[ $check =~ ^no\ ([^ ]+)$ ]]; then
         want=0; got=$(count_in "$dump" "$check")
@@ -115,5 +124,5 @@ for kind in ir c; do
         head -80 "$tmp/diff"; status=1
     fi
 done
-[ $status -eq 0 ] && echo "golden $(basename "$base"): ok"
+[ $status -eq 0 ] && echo "golden $(basename "$base"): ok (${#EXPECTS[@]} structural checks)"
 exit $status

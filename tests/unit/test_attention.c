@@ -428,6 +428,11 @@ static const char harness[] =
     "            return 2;\n"
     "        fclose(o);\n"
     "    }\n"
+    "    for (int k = 0; k < model.n_inputs; k++)   /* quiet under a leak checker */\n"
+    "        free((void *)in[k]);\n"
+    "    for (int k = 0; k < model.n_outputs; k++)\n"
+    "        free(out[k]);\n"
+    "    free(r.arena);\n"
     "    return 0;\n"
     "}\n";
 
@@ -858,9 +863,12 @@ int main(void)
     else
         snprintf(src_root, sizeof src_root, ".");
 
+    // $KILN_CC may carry flags ("clang -fsanitize=address,undefined" under KILN_SANITIZE):
+    // look for its first word.
     cc = getenv("KILN_CC") && *getenv("KILN_CC") ? getenv("KILN_CC") : "clang";
     char probe[256];
-    snprintf(probe, sizeof probe, "command -v '%s' > /dev/null 2>&1", cc);
+    snprintf(probe, sizeof probe, "command -v '%.*s' > /dev/null 2>&1", (int)strcspn(cc, " "),
+             cc);
     snprintf(work, sizeof work, "/tmp/kiln_test_attention.XXXXXX");
     if (system(probe) != 0) {
         printf("test_attention: %s not found; skipping the compile-and-run checks (run.*)\n", cc);

@@ -679,9 +679,9 @@ static void test_forms(void)
 {
     start("forms", build_forms, true);
     CHECK("fuse.forms.kept", find("a") && find("b") && find("p")->n_epi == 0);
-    expect_note("fuse.forms.mid", "not fused: add 'a' into matmul 'p': operand 'mid' f32[2, 1, 4] "
-                                  "broadcasts into f32[2, 3, 4], not as the same shape, a last-axis "
-                                  "vector or a scalar");
+    expect_note("fuse.forms.mid", "not fused: add 'a' into matmul 'p': operand 'mid' "
+                                  "f32[2, 1, 4] broadcasts into f32[2, 3, 4], not as the same "
+                                  "shape, a last-axis vector or a scalar");
     expect_note("fuse.forms.col", "operand 'colv' f32[3, 1] broadcasts into f32[2, 3, 4]");
     expect_note("fuse.forms.input", "not fused: add 'a' into input 'mid': 'mid' is a model input");
     expect_fused("fuse.forms.vectors", "s", "sub div", "s sv c");
@@ -781,9 +781,33 @@ static void build_outputs(void)
 static void test_outputs(void)
 {
     start("outputs", build_outputs, false);
-    expect_note("fuse.outputs.output", "not fused: relu 'r' into matmul 'p': 'p' is a model output");
+    expect_note("fuse.outputs.output",
+                "not fused: relu 'r' into matmul 'p': 'p' is a model output");
     expect_note("fuse.outputs.twice", "not fused: add 'qq': both operands are 'q'");
     finish("outputs", NULL);
+}
+
+// A chain of 40 element-wise ops: the first 32 fuse into the matmul, the 33rd starts a kernel
+// of its own that takes the rest (the cap on epilogue steps keeps fusion linear).
+static void build_long(void)
+{
+    NodeId x = input("x", DT_F32, "4, 8");
+    NodeId w = weight("w", "8, 8");
+    Node mm = matmul_attr(false), half = scale_attr(0.5);
+    NodeId v = node_at(90, OP_MATMUL, "p", &mm, 2, x, w);
+    for (int i = 0; i < 40; i++)
+        v = node_at(91 + i, i % 2 ? OP_TANH : OP_SCALE, tfmt("s%d", i), &half, 1, v);
+    output("y", v);
+}
+
+static void test_long(void)
+{
+    start("long", build_long, true);
+    CHECK("fuse.long.steps", find("p")->n_epi == 32 && find("s32") && find("s32")->n_epi == 7);
+    CHECK("fuse.long.kernels", kernels(g) == 2);
+    expect_note("fuse.long.note", "not fused: scale 's32' into matmul 'p': 'p' already has 32 "
+                                  "epilogue steps");
+    finish("long", NULL);
 }
 
 // The emitted C: the operand parameters, the comment line, the statements.
@@ -837,6 +861,16 @@ static void test_vector_text(void)
         for (int i = 0; i < k.n->n_in; i++)
             k.in[i] = &g->nodes[k.n->in[i]];
         cg_epilogue_begin(&k);
+        if (c == 1) {   // bm: + bias (step 1), * same (step 2)
+            const char *p[KILN_MAX_IN], *a[KILN_MAX_IN];
+            int np = cg_epilogue_params(&k, p), na = cg_epilogue_args(&k, a);
+            CHECK("fuse.vector.params", np == 2 && !strcmp(p[0], "const float *restrict e1") &&
+                                            !strcmp(p[1], "const float *restrict e2"));
+            CHECK("fuse.vector.args", na == 2 && !strcmp(a[0], "e1") && !strcmp(a[1], "e2"));
+            CHECK("fuse.vector.uses",
+                  cg_epilogue_uses(g, k.n) == (CG_EPI_FLAT | CG_EPI_COL) &&
+                      cg_epilogue_uses(g, &g->nodes[graph_find(g, "sm")]) == 0);
+        }
         cg_epilogue_apply(&k, "v", "flat", "col", true);
         for (int w = 0; w < 3 && want[c][w]; w++) {
             bool found = strstr(bstr(&k.body), want[c][w]) != NULL;
@@ -882,6 +916,7 @@ int main(void)
     test_forms();
     test_anchors();
     test_outputs();
+    test_long();
     test_emit_text();
     test_vector_text();
 
