@@ -6,6 +6,9 @@
 set -euo pipefail
 
 pkgs=(clang cmake make pkg-config libyaml-dev libcjson-dev libpcre2-dev libutf8proc-dev libclang-rt-14-dev python3)
+# The AArch64 C library headers, so that tests/diff/isa.sh can compile --isa neon code
+# (clang --target=aarch64-linux-gnu); without them that test skips.
+[ "$(uname -m)" = aarch64 ] || pkgs+=(libc6-dev-arm64-cross)
 if [ "${KILN_WITH_TORCH:-0}" = 1 ]; then
   pkgs+=(python3-torch python3-numpy)
 fi
