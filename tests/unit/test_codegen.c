@@ -1044,7 +1044,8 @@ int main(void)
 
     cc = getenv("KILN_CC") && *getenv("KILN_CC") ? getenv("KILN_CC") : "clang";
     char probe[256];
-    snprintf(probe, sizeof probe, "command -v '%s' > /dev/null 2>&1", cc);
+    // The first word only: $KILN_CC may carry flags (the sanitized suite sets some).
+    snprintf(probe, sizeof probe, "command -v '%.*s' > /dev/null 2>&1", (int)strcspn(cc, " "), cc);
     snprintf(work, sizeof work, "/tmp/kiln_test_codegen.XXXXXX");
     if (system(probe) != 0) {
         printf("test_codegen: %s not found; skipping the compile-and-run checks (run.*)\n", cc);

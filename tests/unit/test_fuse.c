@@ -900,7 +900,7 @@ int main(void)
         snprintf(src_root, sizeof src_root, ".");
     cc = getenv("KILN_CC") && *getenv("KILN_CC") ? getenv("KILN_CC") : "clang";
     char probe[256];
-    snprintf(probe, sizeof probe, "command -v '%s' > /dev/null 2>&1", cc);
+    snprintf(probe, sizeof probe, "command -v '%.*s' > /dev/null 2>&1", (int)strcspn(cc, " "), cc);
     snprintf(work, sizeof work, "/tmp/kiln_test_fuse.XXXXXX");
     if (system(probe) != 0) {
         printf("test_fuse: %s not found; skipping the compile-and-run checks (*.run)\n", cc);

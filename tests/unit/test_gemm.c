@@ -552,7 +552,7 @@ int main(void)
     if (getenv("KILN_CC") && *getenv("KILN_CC"))
         cc = getenv("KILN_CC");
     char probe[256];
-    snprintf(probe, sizeof probe, "command -v '%s' > /dev/null 2>&1", cc);
+    snprintf(probe, sizeof probe, "command -v '%.*s' > /dev/null 2>&1", (int)strcspn(cc, " "), cc);
     if (system(probe) != 0 || access(rt_lib, R_OK) != 0)
         printf("test_gemm: %s or %s not found; skipping the compile-and-run checks (run.*)\n",
                cc, rt_lib);
