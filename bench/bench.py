@@ -175,7 +175,7 @@ def software_info():
     commit = first_line(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"])
     dirty = bool(run_cmd(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"])
                  .stdout.strip()) if commit else False
-    return {"kiln": KILN, "kiln_commit": commit + ("+dirty" if dirty else ""),
+    return {"kiln": os.path.relpath(KILN, ROOT), "kiln_commit": commit + ("+dirty" if dirty else ""),
             "clang": first_line(["clang", "--version"]), "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "torch_blas": torch_blas(),
             "node": first_line(["node", "--version"])}
