@@ -94,5 +94,6 @@ for name in "${names[@]}"; do
     printf '%-20s %6s %12s %8s %7s %7s %7s  %s\n' "$name" "$took" "${execs:-?}" "$rate" \
         "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result"
 done
-echo "($(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'); $(date -u +%Y-%m-%d))"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+echo "($(nproc) CPUs, $cpu; $(date -u +%Y-%m-%d); ${secs} s per harness)"
 exit $failed
