@@ -340,7 +340,7 @@ static bool interpret(const Tensor *in, Tensor *out)
     return ir_interpret(g, &env, out, stdout);
 }
 
-static char work[64];           // a temporary folder
+static char work[512];           // a temporary folder
 static const char *cc;          // NULL: no C compiler, run.* skipped
 static char src_root[4096];     // the kiln source tree, for runtime/kiln_rt.h
 
@@ -869,7 +869,7 @@ int main(void)
     char probe[256];
     snprintf(probe, sizeof probe, "command -v '%.*s' > /dev/null 2>&1", (int)strcspn(cc, " "),
              cc);
-    snprintf(work, sizeof work, "/tmp/kiln_test_attention.XXXXXX");
+    snprintf(work, sizeof work, "%s/kiln_test_attention.XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");  // $TMPDIR, else the usual place
     if (system(probe) != 0) {
         printf("test_attention: %s not found; skipping the compile-and-run checks (run.*)\n", cc);
         cc = NULL;

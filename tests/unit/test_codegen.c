@@ -637,7 +637,7 @@ static void test_emit_names(void)
  * ======================================================================================= */
 
 static char src_root[4096];     // the kiln source tree, for runtime/kiln_rt.h
-static char work[64];           // a temporary folder
+static char work[512];           // a temporary folder
 static const char *cc;          // NULL: no C compiler, run.* skipped
 
 // The harness plays the runtime: reads syms.txt ("name value" lines), in.NAME.bin and
@@ -1046,7 +1046,7 @@ int main(void)
     char probe[256];
     // The first word only: $KILN_CC may carry flags (the sanitized suite sets some).
     snprintf(probe, sizeof probe, "command -v '%.*s' > /dev/null 2>&1", (int)strcspn(cc, " "), cc);
-    snprintf(work, sizeof work, "/tmp/kiln_test_codegen.XXXXXX");
+    snprintf(work, sizeof work, "%s/kiln_test_codegen.XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");  // $TMPDIR, else the usual place
     if (system(probe) != 0) {
         printf("test_codegen: %s not found; skipping the compile-and-run checks (run.*)\n", cc);
         cc = NULL;

@@ -232,7 +232,7 @@ static void expect_note(const char *id, const char *part)
  * ======================================================================================= */
 
 static char src_root[4096];     // the kiln source tree, for runtime/kiln_rt.h
-static char work[64];           // a temporary folder
+static char work[512];           // a temporary folder
 static const char *cc;          // NULL: no C compiler, *.run skipped
 
 static uint32_t rng_state = 12345;
@@ -901,7 +901,7 @@ int main(void)
     cc = getenv("KILN_CC") && *getenv("KILN_CC") ? getenv("KILN_CC") : "clang";
     char probe[256];
     snprintf(probe, sizeof probe, "command -v '%.*s' > /dev/null 2>&1", (int)strcspn(cc, " "), cc);
-    snprintf(work, sizeof work, "/tmp/kiln_test_fuse.XXXXXX");
+    snprintf(work, sizeof work, "%s/kiln_test_fuse.XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");  // $TMPDIR, else the usual place
     if (system(probe) != 0) {
         printf("test_fuse: %s not found; skipping the compile-and-run checks (*.run)\n", cc);
         cc = NULL;

@@ -50,7 +50,7 @@ static void expect_text(const char *id, const char *text, const char *part, bool
         fail(id, "the text %s\n    %s", want ? "does not contain" : "contains", part);
 }
 
-static char work[64] = "/tmp/kiln_test_gemm.XXXXXX";
+static char work[512];         // a temporary folder, under $TMPDIR
 
 static const char *path_in(const char *name)
 {
@@ -532,6 +532,7 @@ static void test_run(void)
 int main(void)
 {
     diag_init(&dg);
+    snprintf(work, sizeof work, "%s/kiln_test_gemm.XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(work)) {
         printf("test_gemm: cannot make a temporary folder\n");
         return 1;

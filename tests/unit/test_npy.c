@@ -448,7 +448,7 @@ int main(void) {
                 "run from the repository root)\n", datadir);
         return 1;
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln_test_npy_XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "%s/kiln_test_npy_XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");  // $TMPDIR, else the usual place
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;

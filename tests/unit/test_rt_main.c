@@ -532,7 +532,7 @@ static void test_bad_model(void) {
 
 int main(void) {
     alarm(60);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln_test_main_XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "%s/kiln_test_main_XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");  // $TMPDIR, else the usual place
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;

@@ -462,7 +462,7 @@ static void test_misaligned(void) {
 
 int main(void) {
     alarm(60);  // a test that blocks (e.g. on the FIFO) fails instead of hanging ctest
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/kiln_test_st_XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "%s/kiln_test_st_XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");  // $TMPDIR, else the usual place
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;

@@ -407,7 +407,8 @@ static void test_gpt2(void) {
            n_fail == fails0 ? "ok" : "FAILED");
 
     // Hugging Face names: vocab.json + merges.txt in a directory, or vocab.json by name.
-    char dir[] = "/tmp/kiln_tok_XXXXXX", a[128], b[128];
+    char dir[64], a[128], b[128];
+    snprintf(dir, sizeof dir, "%s/kiln_tok_XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (check(mkdtemp(dir) != NULL, "tok.gpt2.hf.tmpdir", "mkdtemp failed")) {
         snprintf(a, sizeof a, "%s/vocab.json", dir);
         snprintf(b, sizeof b, "%s/merges.txt", dir);
@@ -630,7 +631,8 @@ static void expect_load_error(const char *id, const char *path, const char *n1, 
 }
 
 static void test_errors(void) {
-    char dir[] = "/tmp/kiln_tok_XXXXXX", p[256], q[256];
+    char dir[64], p[256], q[256];
+    snprintf(dir, sizeof dir, "%s/kiln_tok_XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!check(mkdtemp(dir) != NULL, "tok.err.tmpdir", "mkdtemp failed")) return;
     printf("error messages:\n");
     snprintf(p, sizeof p, "%s/missing", dir);
