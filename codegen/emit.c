@@ -796,6 +796,21 @@ static void emit_model(Emit *E, Buf *b)
         }
         bputs(b, "};\n");
     }
+    bool ranged = false;
+    for (int k = 0; k < g->n_inputs; k++)
+        ranged |= g->nodes[g->inputs[k]].attr.input.has_range;
+    if (ranged) {
+        bputs(b, "static const kiln_range model_input_ranges[] = {   /* spec `range:` per input */\n");
+        for (int k = 0; k < g->n_inputs; k++) {
+            const Node *n = &g->nodes[g->inputs[k]];
+            if (n->attr.input.has_range)
+                bprintf(b, "    {1, %lld, %lld},   /* %s */\n", (long long)n->attr.input.lo,
+                        (long long)n->attr.input.hi, n->name);
+            else
+                bprintf(b, "    {0, 0, 0},   /* %s */\n", n->name);
+        }
+        bputs(b, "};\n");
+    }
     if (g->n_outputs) {
         bputs(b, "static const kiln_tensor_desc model_outputs[] = {\n");
         for (int o = 0; o < g->n_outputs; o++)
@@ -825,6 +840,8 @@ static void emit_model(Emit *E, Buf *b)
             g->n_syms ? "model_syms" : "NULL");
     bprintf(b, "    .n_inputs = %d,\n    .inputs = %s,\n", g->n_inputs,
             g->n_inputs ? "model_inputs" : "NULL");
+    if (ranged)
+        bputs(b, "    .input_ranges = model_input_ranges,\n");
     bprintf(b, "    .n_outputs = %d,\n    .outputs = %s,\n", g->n_outputs,
             g->n_outputs ? "model_outputs" : "NULL");
     bprintf(b, "    .n_weights = %d,\n    .weights = %s,\n", E->n_weights,

@@ -647,6 +647,18 @@ int kiln_cmd_interp(const Options *opt)
                     goto done;
                 }
         }
+        const Node *in_node = &g->nodes[g->inputs[k]];
+        if (in_node->attr.input.has_range && want->dtype == DT_I32) {   // as the model binary
+            const int32_t *x = ins[k].data;
+            for (int64_t e = 0, numel = tensor_numel(&ins[k]); e < numel; e++)
+                if (x[e] < in_node->attr.input.lo || x[e] > in_node->attr.input.hi) {
+                    fprintf(stderr, "kiln: error: input '%s': %s has the value %d at flat index "
+                                    "%lld, outside the spec's range [%lld, %lld]\n", name, path,
+                            x[e], (long long)e, (long long)in_node->attr.input.lo,
+                            (long long)in_node->attr.input.hi);
+                    goto done;
+                }
+        }
     }
     for (int j = 0; j < g->n_inputs; j++)
         if (!ins[j].data) {

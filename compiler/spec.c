@@ -716,10 +716,36 @@ static bool check_keys(Spec *s, const YNode *m, const char *const *keys, int n_k
     return ok;
 }
 
-// inputs: { NAME: { dtype: DTYPE, shape: SHAPE }, ... }     (dtype defaults to f32)
+// range: [LO, HI] of an integer input: the values it may hold, both ends included.
+static bool read_range(Spec *s, const char *name, const Type *t, const YNode *n, int64_t *lo,
+                       int64_t *hi)
+{
+    char buf[64];
+    if (t->dtype == DT_F32) {
+        diag_error(s->d, n->loc, "input '%s' is f32; 'range' applies to integer inputs", name);
+        return false;
+    }
+    if (n->kind != YN_SEQ || n->n_items != 2) {
+        diag_error(s->d, n->loc, "'range' must be a list [LOW, HIGH], found %s",
+                   ynode_describe(n, buf, sizeof buf));
+        return false;
+    }
+    if (!eval_int(s, n->items[0], "the range's low end", INT32_MIN, INT32_MAX, lo) ||
+        !eval_int(s, n->items[1], "the range's high end", INT32_MIN, INT32_MAX, hi))
+        return false;
+    if (*lo > *hi) {
+        diag_error(s->d, n->loc, "input '%s': the range [%lld, %lld] is empty (low above high)",
+                   name, (long long)*lo, (long long)*hi);
+        return false;
+    }
+    return true;
+}
+
+// inputs: { NAME: { dtype: DTYPE, shape: SHAPE, range: [LO, HI] }, ... }
+// (dtype defaults to f32; range, optional, bounds an integer input's values)
 static void read_inputs(Spec *s, const YNode *m)
 {
-    static const char *const keys[] = {"dtype", "shape"};
+    static const char *const keys[] = {"dtype", "shape", "range"};
     Graph *g = s->g;
     char buf[64];
     if (m->kind != YN_MAP) {
@@ -735,14 +761,16 @@ static void read_inputs(Spec *s, const YNode *m)
         const YNode *v = p->val;
         NodeId id = -1;
         Type t = {.dtype = DT_F32};
-        bool ok = true;
+        bool ok = true, has_range = false;
+        int64_t lo = 0, hi = 0;
         if (v->kind != YN_MAP) {
             diag_error(s->d, v->loc, "input '%s' must be a mapping { dtype, shape }, found %s",
                        name, ynode_describe(v, buf, sizeof buf));
             ok = false;
         } else {
-            ok = check_keys(s, v, keys, 2, "an input");
-            const YNode *dt = get_key(v, "dtype", keys, 2), *sh = get_key(v, "shape", keys, 2);
+            ok = check_keys(s, v, keys, 3, "an input");
+            const YNode *dt = get_key(v, "dtype", keys, 3), *sh = get_key(v, "shape", keys, 3);
+            const YNode *rg = get_key(v, "range", keys, 3);
             if (dt && !read_dtype(s, dt, &t.dtype))
                 ok = false;
             if (!sh) {
@@ -751,9 +779,13 @@ static void read_inputs(Spec *s, const YNode *m)
             } else if (!read_shape(s, sh, false, &t, NULL)) {
                 ok = false;
             }
+            if (ok && rg && !read_range(s, name, &t, rg, &lo, &hi))
+                ok = false;
+            has_range = ok && rg;
         }
         if (ok) {
-            Node attr = {.attr.input.index = g->n_inputs};
+            Node attr = {.attr.input = {.index = g->n_inputs, .has_range = has_range,
+                                        .lo = lo, .hi = hi}};
             id = graph_add_source(g, s->d, OP_INPUT, name, p->key->loc, t, &attr);
             if (id >= 0)
                 VEC_PUSH(g->inputs, g->n_inputs, g->cap_inputs, id);

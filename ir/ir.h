@@ -186,7 +186,11 @@ typedef struct Node {
     Type type;              // of the one value the node produces
     bool dead;              // removed by a pass; ir_compact() drops dead nodes
     union {
-        struct { int index; } input;                     // OP_INPUT: position in Graph.inputs
+        struct {                                         // OP_INPUT
+            int index;                                   // position in Graph.inputs
+            bool has_range;                              // spec `range: [lo, hi]`: the values
+            int64_t lo, hi;                              // an integer input may hold
+        } input;
         struct { const char *tensor; } weight;           // OP_WEIGHT: name in the weights file
         struct { void *data; } constant;                 // OP_CONST: numel values of type.dtype
         struct { int64_t start; } arange;                // OP_ARANGE: out[i] = start + i

@@ -31,7 +31,11 @@ static void print_attrs(const Graph *g, const Node *n, FILE *out)
 #define ADD(...) len += (size_t)snprintf(buf + len, len < sizeof buf ? sizeof buf - len : 0, __VA_ARGS__)
     switch (n->op) {
     case OP_WEIGHT: ADD("tensor \"%s\"", n->attr.weight.tensor); break;
-    case OP_INPUT: ADD("index %d", n->attr.input.index); break;
+    case OP_INPUT:
+        ADD("index %d", n->attr.input.index);
+        if (n->attr.input.has_range)
+            ADD(", range [%lld, %lld]", (long long)n->attr.input.lo, (long long)n->attr.input.hi);
+        break;
     case OP_ARANGE: ADD("start %lld", (long long)n->attr.arange.start); break;
     case OP_CONST: {
         int64_t numel = type_numel_max(&n->type);

@@ -45,6 +45,12 @@ typedef struct {
     int sym[KILN_RT_MAX_RANK];
 } kiln_tensor_desc;
 
+// The values an integer input may hold (spec `range: [lo, hi]`), when has_range is set.
+typedef struct {
+    int has_range;
+    int64_t lo, hi;
+} kiln_range;
+
 typedef struct kiln_run kiln_run;
 
 typedef struct {
@@ -54,6 +60,7 @@ typedef struct {
     const kiln_sym *syms;
     int n_inputs;
     const kiln_tensor_desc *inputs;     // integer inputs are i32 (i64 files are narrowed)
+    const kiln_range *input_ranges;     // n_inputs entries, or NULL: no input declares a range
     int n_outputs;
     const kiln_tensor_desc *outputs;
     int n_weights;

@@ -239,7 +239,11 @@ static void print_help(const kiln_model *m, const char *prog) {
         printf("  %-*s  %s %s", w, d->name, kiln_dtype_name(d->dtype),
                fmt_desc(a, sizeof a, m, d));
         fmt_bounds(b, sizeof b, m, d);
-        printf("%s%s\n", b[0] ? "  " : "", b);
+        printf("%s%s", b[0] ? "  " : "", b);
+        if (m->input_ranges && m->input_ranges[i].has_range)
+            printf("  values in [%lld, %lld]", (long long)m->input_ranges[i].lo,
+                   (long long)m->input_ranges[i].hi);
+        printf("\n");
     }
     printf("outputs:\n");
     for (int i = 0; i < m->n_outputs; i++) {
@@ -448,6 +452,15 @@ static int check_input(const kiln_model *m, int i, kiln_npy *a, const char *path
             dst[j] = (int32_t)v;
         }
         a->dtype = KILN_I32;
+    }
+    const kiln_range *r = m->input_ranges ? &m->input_ranges[i] : NULL;
+    if (r && r->has_range && a->dtype == KILN_I32) {
+        const int32_t *x = a->data;
+        for (size_t j = 0; j < n; j++)
+            if (x[j] < r->lo || x[j] > r->hi)
+                return error(m, 1, "input '%s': %s has the value %d at flat index %zu, outside "
+                             "the spec's range [%lld, %lld]", d->name, path, x[j], j,
+                             (long long)r->lo, (long long)r->hi);
     }
     return 0;
 }

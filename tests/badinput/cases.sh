@@ -627,12 +627,11 @@ badinput.inputs.token_type_too_large() {
         "$BERT" "${BERT_W[@]}" "${BERT_IDS[@]}" --input token_type_ids=types.npy "${BERT_MASK[@]}" "${BERT_OUT[@]}"
 }
 
-# BERT's attention_mask means 1 = token, 0 = padding; a 2 makes the additive mask +3.4e38
-# and the softmax overflows.  The binary should refuse it.
+# BERT's attention_mask means 1 = token, 0 = padding; a 2 would make the additive mask
+# +3.4e38 and the softmax overflow.  The spec declares range: [0, 1]; the binary refuses it.
 badinput.inputs.mask_not_0_or_1() {
-    pending "no check exists: the spec language cannot say that an input holds only 0 and 1 (needs spec/codegen support; reported to the lead)"
     i32 1 1 1 1 2 0 | npy mask.npy '<i4' '(2, 3)'
-    check 1 "bert: error: " \
+    check 1 "bert: error: input 'attention_mask': mask.npy has the value 2 at flat index 4, outside the spec's range [0, 1]" \
         "$BERT" "${BERT_W[@]}" "${BERT_IDS[@]}" "${BERT_TYPES[@]}" --input attention_mask=mask.npy "${BERT_OUT[@]}"
 }
 
@@ -947,6 +946,12 @@ badinput.kiln.interp_tensor_missing() {
     st w.safetensors "${SEED_WEIGHTS[@]/norm1.weight/norm_1.weight}"
     check 1 "kiln: error: weight 'norm1.weight' is not in w.safetensors" \
         "$KILN" interp "${SEED_ARGS[@]}" --weights w.safetensors "${SEED_IN[@]}" "${SEED_OUT[@]}"
+}
+
+badinput.kiln.interp_mask_out_of_range() {
+    i32 1 1 1 0 -1 0 | npy mask.npy '<i4' '(2, 3)'
+    check 1 "kiln: error: input 'attention_mask': mask.npy has the value -1 at flat index 4, outside the spec's range [0, 1]" \
+        "$KILN" interp "${BERT_ARGS[@]}" "${BERT_W[@]}" "${BERT_IDS[@]}" "${BERT_TYPES[@]}" --input attention_mask=mask.npy "${BERT_OUT[@]}"
 }
 
 badinput.kiln.interp_tensor_bf16() {

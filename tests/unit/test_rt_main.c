@@ -500,6 +500,25 @@ static void test_pair(void) {
              NULL);
     CHECK_FAILS(1, "holds f32 values, the model wants i32 ('<i4' or '<i8')", rc);
 
+    // A declared range: ids in [-10, 9] (after narrowing from i64).
+    static const kiln_range ranges[] = { { 0, 0, 0 }, { 1, -10, 9 } };
+    kiln_model ranged = pair_model;
+    ranged.input_ranges = ranges;
+    int64_t in_range[6] = { -10, 9, 0, 1, 2, 3 };
+    CHECK(kiln_npy_write(tmp_path("ids.npy"), KILN_I64, 2, dims, in_range, err, sizeof err) == 0);
+    rc = run(&ranged, "--weights", w, "--input", inids, "--input", inx, "--output", outy, NULL);
+    check(rc == 0, __FILE__, __LINE__, "status %d: %s", rc, err_text);
+    unlink(tmp_path("y.npy"));
+    in_range[5] = 10;
+    CHECK(kiln_npy_write(tmp_path("ids.npy"), KILN_I64, 2, dims, in_range, err, sizeof err) == 0);
+    rc = run(&ranged, "--weights", w, "--input", inids, "--input", inx, "--output", outy, NULL);
+    CHECK_FAILS(1, "input 'ids': ", rc);
+    CHECK(strstr(err_text, "has the value 10 at flat index 5, outside the spec's range [-10, 9]"));
+    CHECK(!exists(tmp_path("y.npy")));
+    rc = run(&ranged, "-h", NULL);
+    check(rc == 0 && strstr(out_text, "  ids  i32 [batch, seq]  (batch <= 3, seq <= 5)  values "
+                                      "in [-10, 9]\n"), __FILE__, __LINE__, "help: %s", out_text);
+
     // Help lists both inputs, aligned, with their bounds, and the prefixes.
     rc = run(&pair_model, "-h", NULL);
     check(rc == 0 && strstr(out_text, "  ids  i32 [batch, seq]  (batch <= 3, seq <= 5)\n") &&
