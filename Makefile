@@ -33,11 +33,12 @@ test-sanitize: deps
 	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -LE diff
 
 # ThreadSanitizer over what runs threads: the model binaries of the reference cases, each
-# running forward on the thread pool with 3 threads.
+# running forward on the thread pool with 3 threads, and the C API tests (label tsan), where
+# two model instances run in two threads of one process.
 test-tsan: deps
 	@cmake -S . -B $(BUILD)-tsan $(CMAKE_FLAGS) -DKILN_SANITIZE=thread >/dev/null
 	@cmake --build $(BUILD)-tsan -j $(JOBS)
-	@cd $(BUILD)-tsan && KILN_NUM_THREADS=3 ctest --output-on-failure -j $(JOBS) -L reference
+	@cd $(BUILD)-tsan && KILN_NUM_THREADS=3 ctest --output-on-failure -j $(JOBS) -L 'reference|tsan'
 
 # Run every libFuzzer harness for FUZZ_SECONDS (default 60) each; prints executions and coverage.
 fuzz: deps

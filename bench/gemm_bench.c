@@ -19,6 +19,7 @@
  * Each figure is the best of its trials.
  */
 #define KILN_NO_MAIN
+#define KILN_NO_API
 #include KILN_MODEL
 
 #include <stdlib.h>

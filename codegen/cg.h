@@ -35,16 +35,22 @@ typedef struct {
 // Same graph and options give byte-identical output.  Returns true on success.
 bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d);
 
+// emit_api.c: the typed C API.  cg_emit_api writes NAME_open/NAME_forward/NAME_close at the
+// end of the C file; cg_emit_api_header writes NAME.h, their declarations.
+typedef struct Buf Buf;
+void cg_emit_api(const Graph *g, Buf *b);
+bool cg_emit_api_header(const Graph *g, FILE *out);
+
 /* ---------------------------------------------------------------------------------------
  * writer.c: text buffers and C literals
  */
 
 // Buf: a growable string with an indentation level for bline().
-typedef struct {
+struct Buf {
     char *data;         // NUL-terminated once anything was written; malloc'd
     size_t len, cap;
     int indent;         // bline() writes 4 * indent spaces first
-} Buf;
+};
 
 void bprintf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bputs(Buf *b, const char *s);
@@ -69,6 +75,9 @@ void bc_double(Buf *b, double v);
 // standard headers behind kiln_rt.h declare or define (gamma, index, M_PI, linux, ...), a
 // leading underscore, or the kiln_/KILN_ prefix.
 bool cg_c_reserved(const char *name);
+// A spec path for generated text: as given, unless absolute (machine-specific, so not
+// deterministic across checkouts): then its last component.
+const char *cg_display_path(const char *p);
 
 /* ---------------------------------------------------------------------------------------
  * writer.c: symbolic sizes

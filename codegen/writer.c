@@ -427,3 +427,12 @@ void cg_nest_close(Kernel *k, const Nest *nest, bool brace)
     }
     k->body.indent -= nest->n_loops - (brace && nest->n_loops > 0);
 }
+
+// See cg.h.
+const char *cg_display_path(const char *p)
+{
+    if (!p)
+        return "<none>";
+    const char *slash = strrchr(p, '/');
+    return p[0] == '/' && slash ? slash + 1 : p;
+}

@@ -211,8 +211,28 @@ static int make_temp_beside(const char *path, char *tmp, size_t n)
     return fd;
 }
 
-// Write the generated C for g to `path` atomically ("-" = stdout).
-static bool write_c(const Graph *g, const Options *opt, const char *path)
+// Write the C API header for g to a temporary beside `path`; its name goes to tmp.
+static bool write_header_tmp(const Graph *g, const char *path, char *tmp, size_t n)
+{
+    int fd = make_temp_beside(path, tmp, n);
+    if (fd < 0) {
+        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", path, strerror(errno));
+        return false;
+    }
+    FILE *f = fdopen(fd, "w");
+    bool ok = f && cg_emit_api_header(g, f);
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok) {
+        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", path, strerror(errno));
+        unlink(tmp);
+    }
+    return ok;
+}
+
+// Write the generated C for g to `path` atomically ("-" = stdout), and with a header path,
+// the C API header too (both or neither).
+static bool write_c(const Graph *g, const Options *opt, const char *path, const char *header)
 {
     CgOptions co = {.command = opt->command_line, .isa = NULL};    // g->target.isa
     Diag d;
@@ -229,12 +249,24 @@ static bool write_c(const Graph *g, const Options *opt, const char *path)
     bool ok = f && cg_emit_model(g, &co, f, &d);
     if (f && fclose(f) != 0)
         ok = false;
+    char htmp[PATH_MAX];
+    bool have_h = ok && header && write_header_tmp(g, header, htmp, sizeof htmp);
+    if (header && !have_h)
+        ok = false;
     if (ok && rename(tmp, path) != 0) {
         fprintf(stderr, "kiln: error: cannot write '%s': %s\n", path, strerror(errno));
         ok = false;
     }
-    if (!ok)
+    if (ok && have_h && rename(htmp, header) != 0) {
+        fprintf(stderr, "kiln: error: cannot write '%s': %s\n", header, strerror(errno));
+        unlink(path);
+        ok = false;
+    }
+    if (!ok) {
         unlink(tmp);
+        if (have_h)
+            unlink(htmp);
+    }
     return ok;
 }
 
@@ -345,7 +377,7 @@ int kiln_cmd_build(const Options *opt)
         snprintf(c_tmp, sizeof c_tmp, "%s.c", bin_tmp);
     }
     int status = 1;
-    if (write_c(g, opt, c_tmp)) {
+    if (write_c(g, opt, c_tmp, NULL)) {
         char inc_flag[PATH_MAX + 4];
         snprintf(inc_flag, sizeof inc_flag, "-I%s", inc);
         char *argv[64];
@@ -417,9 +449,14 @@ int kiln_cmd_emit(const Options *opt)
     Graph *g = compile(opt, true, NULL, NULL, false);
     if (!g)
         return 1;
-    char def[PATH_MAX];
+    char def[PATH_MAX], header[PATH_MAX + 2];
     snprintf(def, sizeof def, "%s.c", g->model_name);
-    bool ok = write_c(g, opt, opt->out_path ? opt->out_path : def);
+    const char *path = opt->out_path ? opt->out_path : def;
+    // The C API header beside the C file: NAME.c -> NAME.h (any other name gets ".h" added).
+    size_t len = strlen(path);
+    snprintf(header, sizeof header, "%.*s.h", (int)(len > 2 && !strcmp(path + len - 2, ".c") ?
+                                                       len - 2 : len), path);
+    bool ok = write_c(g, opt, path, strcmp(path, "-") ? header : NULL);
     graph_free(g);
     return ok ? 0 : 1;
 }

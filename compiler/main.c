@@ -1,7 +1,7 @@
 /* compiler/main.c: the kiln command line: parse argv, dispatch to a command in driver.c.
  *
  *   kiln build   SPEC [-D k=v]... [-o BIN]     spec -> IR -> passes -> C -> clang -> BIN
- *   kiln emit    SPEC [-D k=v]... [-o FILE.c]  only the C file
+ *   kiln emit    SPEC [-D k=v]... [-o FILE.c]  the C file and its C API header FILE.h
  *   kiln inspect SPEC [-D k=v]... [--after P]  the IR as text after parsing and each pass
  *   kiln interp  SPEC [-D k=v]... --weights W --input N=F ... [--output N=F ...]
  *   kiln diff    A.npy B.npy [--rtol R] [--atol A] [--atol-scale S]
@@ -17,7 +17,8 @@ static const char usage[] =
     "\n"
     "usage:\n"
     "  kiln build   SPEC [options] [-o BIN]     compile SPEC into a native binary (default: ./<name>)\n"
-    "  kiln emit    SPEC [options] [-o FILE.c]  write only the generated C (default: <name>.c; - = stdout)\n"
+    "  kiln emit    SPEC [options] [-o FILE.c]  write the generated C and its C API header FILE.h\n"
+    "                                           (default: <name>.c; - = the C to stdout; docs/api.md)\n"
     "  kiln inspect SPEC [options] [--after P]  print the IR after parsing and after each pass\n"
     "  kiln interp  SPEC [options] --weights W --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
     "                                           run the unoptimized IR with the reference interpreter\n"
@@ -55,7 +56,8 @@ static void print_usage(FILE *out)
         fprintf(out, "  %-22s %s%s\n", ir_passes[i].name, ir_passes[i].doc,
                 ir_passes[i].required ? " (required)" : "");
     fputs("\nDocumentation: docs/spec.md (spec language), docs/passes.md, docs/codegen.md,\n"
-          "docs/runtime.md, docs/inspect.md, docs/tokenizers.md, docs/security.md, docs/bench.md.\n",
+          "docs/runtime.md, docs/api.md, docs/inspect.md, docs/tokenizers.md, docs/security.md,\n"
+          "docs/bench.md.\n",
           out);
 }
 

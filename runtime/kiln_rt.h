@@ -102,6 +102,31 @@ int kiln_fail(kiln_run *r, const char *fmt, ...) __attribute__((format(printf, 2
 // Returns the process exit status.
 int kiln_main(int argc, char **argv, const kiln_model *m);
 
+/* ---------------------------------------------------------------------------------------
+ * api.c: the C API (docs/api.md).  Generated files wrap it in typed functions named after
+ * the model (NAME_open, NAME_forward, NAME_close, declared in the NAME.h `kiln emit` writes).
+ */
+
+typedef struct kiln_instance kiln_instance;
+
+// Map and check the weights, pack them, allocate the arena, start `threads` workers (0: the
+// default, $KILN_NUM_THREADS or the online cores).  Returns NULL with a message in err.
+kiln_instance *kiln_open(const kiln_model *m, const char *weights_path, int threads, char *err,
+                         size_t errlen);
+// One forward: sym[] are the symbolic dims' values (kiln_model.syms order, each in
+// [1, bound]); inputs[] and outputs[] are caller-owned, contiguous, at those dims.  Checks
+// the inputs as kiln_main does (finite floats, declared ranges).  One call at a time per
+// instance; instances are independent.  Returns 0, or -1 with a message in err.
+int kiln_forward(kiln_instance *inst, const int64_t *sym, const void *const *inputs,
+                 void *const *outputs, char *err, size_t errlen);
+void kiln_close(kiln_instance *inst);     // NULL is a no-op
+
+// Check a model description for internal consistency (kiln bugs show up as messages, not
+// crashes).  Returns 0, or -1 with a message in msg.
+int kiln_model_check(const kiln_model *m, char *msg, size_t size);
+// The 2 MiB-aligned buffer prepare() packs weights into; not zeroed; kiln_aligned_free.
+char *kiln_packed_alloc(size_t bytes);
+
 // Whether this CPU can run code built for `isa` (kiln_model.isa).  Returns 0, or -1 with
 // "built for avx512 but this CPU lacks avx512f" in err.  The runtime is compiled without
 // ISA flags, so this runs on any CPU.  For tests only, $KILN_TEST_CPU_LACKS (a comma-separated

@@ -22,12 +22,10 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
-#define MAX_SYMS ((int)(sizeof ((kiln_run *)0)->sym / sizeof(int64_t)))
 #define MAX_REPEAT 1000000L
 
 /* ---------------------------------------------------------------------------------------
@@ -122,72 +120,6 @@ static const char *fmt_names(char *buf, size_t size, int n, const kiln_tensor_de
     if (n == 0)
         appendf(buf, size, &pos, "(none)");
     return buf;
-}
-
-/* ---------------------------------------------------------------------------------------
- * The model description
- */
-
-// Check the description the generated file provides, so a kiln bug shows up as a message
-// rather than a crash: counts, ranks, symbol indices, and every symbolic dim of an output
-// appearing in some input (else nothing could bind it).
-// Format a model-description problem into msg and return -1.
-static int bad_model(char *msg, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int bad_model(char *msg, size_t size, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, size, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-static int check_desc(const kiln_model *m, const char *what, const kiln_tensor_desc *d,
-                      char *msg, size_t size) {
-    if (!d->name || d->rank < 0 || d->rank > KILN_RT_MAX_RANK || kiln_dtype_size(d->dtype) == 0)
-        return bad_model(msg, size, "%s '%s': bad name, rank %d or dtype %d", what,
-                        d->name ? d->name : "(null)", d->rank, (int)d->dtype);
-    for (int k = 0; k < d->rank; k++)
-        if (d->sym[k] < -1 || d->sym[k] >= m->n_syms || (d->sym[k] < 0 && d->dims[k] < 0))
-            return bad_model(msg, size, "%s '%s': dim %d has sym %d (model has %d) and size "
-                            "%lld", what, d->name, k, d->sym[k], m->n_syms,
-                            (long long)d->dims[k]);
-    return 0;
-}
-
-static int check_model(const kiln_model *m, char *msg, size_t size) {
-    if (m->n_syms < 0 || m->n_syms > MAX_SYMS || (m->n_syms && !m->syms))
-        return bad_model(msg, size, "%d symbolic dims (the runtime allows %d)", m->n_syms,
-                        MAX_SYMS);
-    for (int s = 0; s < m->n_syms; s++)
-        if (!m->syms[s].name || m->syms[s].max < 1)
-            return bad_model(msg, size, "symbolic dim %d has no name or a bound below 1", s);
-    if (m->n_inputs < 0 || m->n_outputs < 0 || m->n_weights < 0 || m->n_weight_prefixes < 0 ||
-        (m->n_inputs && !m->inputs) || (m->n_outputs && !m->outputs) ||
-        (m->n_weights && !m->weights) || (m->n_weight_prefixes && !m->weight_prefixes) ||
-        !m->forward)
-        return bad_model(msg, size, "bad counts or missing arrays");
-    for (int i = 0; i < m->n_inputs; i++)
-        if (check_desc(m, "input", &m->inputs[i], msg, size))
-            return -1;
-    for (int i = 0; i < m->n_weights; i++)
-        if (check_desc(m, "weight", &m->weights[i], msg, size))
-            return -1;
-    for (int i = 0; i < m->n_outputs; i++) {
-        const kiln_tensor_desc *d = &m->outputs[i];
-        if (check_desc(m, "output", d, msg, size))
-            return -1;
-        for (int k = 0; k < d->rank; k++) {
-            bool bound = d->sym[k] < 0;
-            for (int j = 0; !bound && j < m->n_inputs; j++)
-                for (int kk = 0; kk < m->inputs[j].rank; kk++)
-                    bound |= m->inputs[j].sym[kk] == d->sym[k];
-            if (!bound)
-                return bad_model(msg, size, "output '%s': dim '%s' appears in no input, so "
-                                "nothing binds it", d->name, m->syms[d->sym[k]].name);
-        }
-    }
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -557,25 +489,12 @@ static int write_outputs(const kiln_model *m, const Args *a, int64_t (*odims)[KI
  * kiln_main
  */
 
-// The buffer prepare() packs weights into: 2 MiB aligned and advised to use huge pages, and
-// not zeroed, since prepare() writes every byte the kernels read.  Its pages are touched
-// first by the packing threads, in parallel; on virtual machines, where a fresh page costs
-// microseconds, huge pages take half the time of small ones.  Freed with kiln_aligned_free.
-static char *alloc_packed(size_t bytes) {
-    size_t align = (size_t)2 << 20, n = (bytes + align - 1) / align * align;
-    void *p = NULL;
-    if (n == 0 || posix_memalign(&p, align, n) != 0)
-        return NULL;
-    madvise(p, n, MADV_HUGEPAGE);   // a hint; ignored where huge pages are off
-    return p;
-}
-
 // See kiln_rt.h and the steps atop this file.  Returns 0, 1 (a run-time error: weights,
 // inputs, forward, outputs) or 2 (a usage error); every resource is freed on every path.
 int kiln_main(int argc, char **argv, const kiln_model *m) {
     char msg[1024];
     const char *prog = argc > 0 && argv[0] ? argv[0] : model_name(m);
-    if (check_model(m, msg, sizeof msg))
+    if (kiln_model_check(m, msg, sizeof msg))
         return error(m, 1, "internal error: bad model description: %s", msg);
     // Before anything runs: a kernel built for a wider ISA than this CPU's would die of SIGILL.
     if (kiln_cpu_check(m->isa, msg, sizeof msg))
@@ -671,7 +590,7 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     r.pool = pool;
     if (m->prepare) {
         double t0 = kiln_now_ms();
-        if (!(packed = alloc_packed(m->packed_bytes))) {
+        if (!(packed = kiln_packed_alloc(m->packed_bytes))) {
             error(m, 1, "cannot allocate the %zu bytes of packed weights", m->packed_bytes);
             goto done;
         }

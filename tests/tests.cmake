@@ -21,6 +21,7 @@ include(${CMAKE_SOURCE_DIR}/tests/golden/golden.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/diff/diff.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/badinput/badinput.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/api/api.cmake OPTIONAL)
 
 # Command-line tests of kiln subcommands (label `unit`).
 add_test(NAME cli.tokenize COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/tokenize.sh $<TARGET_FILE:kiln>

@@ -6,7 +6,9 @@
 #      matmuls vs plain loops);
 #   3. every vector ISA this CPU has (--isa avx2, avx512) vs --isa scalar; the ones it lacks
 #      print "SKIP: avx512 (this CPU lacks avx512f)";
-#   4. the full build on --threads 1, 2 and 3: outputs bitwise identical (cmp).
+#   4. the full build on --threads 1, 2 and 3: outputs bitwise identical (cmp);
+#   5. the full build run again, forward 3 times in one process (--repeat 3): the same bytes
+#      as the first run (no state carried between runs or calls).
 #
 # Both compare kiln with kiln, so the tolerance is tighter than against PyTorch: TOL x
 # max|out| with TOL = 2e-5 (the interpreter accumulates in double, generated code in float).
@@ -103,9 +105,19 @@ for t in 2 3; do
     done
 done
 
+# Determinism across runs and across calls in one run.
+rflags=()
+for n in "${OUTS[@]}"; do rflags+=(--output "$n=$WORK/again.$n.npy"); done
+run "$WORK/full.bin" --weights "$CASE/weights.safetensors" "${INPUTS[@]}" "${rflags[@]}" \
+    --threads 1 --repeat 3 2>/dev/null || failed+=("second run (--repeat 3) failed")
+for n in "${OUTS[@]}"; do
+    cmp "$WORK/threads1.$n.npy" "$WORK/again.$n.npy" ||
+        failed+=("second run, third forward: output $n differs from the first run")
+done
+
 id=$(basename "$CASE")
 if [ ${#failed[@]} -ne 0 ]; then
     printf 'diff.%s: FAILED\n' "$id"; printf '  %s\n' "${failed[@]}"; exit 1
 fi
 echo "diff.$id: ok (interpreter; passes: $(echo $passes); isas vs scalar: ${isas[*]:-none};" \
-     "threads 1 = 2 = 3 bitwise)"
+     "threads 1 = 2 = 3 bitwise; a second run with --repeat 3 bitwise equal)"

@@ -348,6 +348,7 @@ static char src_root[4096];     // the kiln source tree, for runtime/kiln_rt.h
 // writes out.NAME.bin.
 static const char harness[] =
     "#define KILN_NO_MAIN\n"
+    "#define KILN_NO_API\n"
     "#include \"model.c\"\n"
     "#include <stdarg.h>\n"
     "#include <stdlib.h>\n"
@@ -797,6 +798,7 @@ static void test_eval_const(void)
 // (and -inf, NaN, below the range): at most 2 ulp, as its comment promises.
 static const char expf_check[] =
     "#define KILN_NO_MAIN\n"
+    "#define KILN_NO_API\n"
     "#include \"model.c\"\n"
     "int kiln_fail(kiln_run *r, const char *fmt, ...) { (void)r, (void)fmt; return 1; }\n"
     "size_t kiln_dtype_size(kiln_dtype t) { return t == KILN_I64 ? 8 : 4; }\n"

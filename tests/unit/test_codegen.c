@@ -645,6 +645,7 @@ static const char *cc;          // NULL: no C compiler, run.* skipped
 // On a failing forward it prints r.err and exits 3.
 static const char harness[] =
     "#define KILN_NO_MAIN\n"
+    "#define KILN_NO_API\n"
     "#include \"model.c\"\n"
     "#include <stdarg.h>\n"
     "#include <stdlib.h>\n"

@@ -345,6 +345,7 @@ static int sh(const char *fmt, ...)
 // w.NAME.bin by the model's own names, then model.forward, then out.NAME.bin.
 static const char harness[] =
     "#define KILN_NO_MAIN\n"
+    "#define KILN_NO_API\n"
     "#include \"model.c\"\n"
     "#include <stdarg.h>\n"
     "#include <stdlib.h>\n"

@@ -258,6 +258,7 @@ static float rnd(void)
 // argv[1] threads, prepare(), forward(), outputs to out.NAME.bin.
 static const char harness[] =
     "#define KILN_NO_MAIN\n"
+    "#define KILN_NO_API\n"
     "#include \"model.c\"\n"
     "#include <stdlib.h>\n"
     "static void *slurp(const char *kind, const char *name)\n"

@@ -1,0 +1,246 @@
+/* api.c: the C API a program embeds a generated model with (docs/api.md).
+ *
+ *   kiln_instance *m = kiln_open(&model, "model.safetensors", threads, err, sizeof err);
+ *   kiln_forward(m, sym, inputs, outputs, err, sizeof err);    // as often as needed
+ *   kiln_close(m);
+ *
+ * An instance owns everything one model needs between calls: the mapped weights, the packed
+ * panels prepare() fills once, the activation arena and the worker threads.  Instances share
+ * nothing, so two of them may run in two threads at once; one instance runs one forward at
+ * a time.  Nothing here calls exit(): every failure is a return value and a message.
+ *
+ * The generated file wraps these in typed functions named after the model (bert_open,
+ * bert_forward, bert_close) and `kiln emit` writes their declarations to <model>.h.
+ * kiln_main (main.c) shares the checks below: the model description and packed weights.
+ */
+#include "kiln_rt.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define MAX_SYMS ((int)(sizeof ((kiln_run *)0)->sym / sizeof(int64_t)))
+
+struct kiln_instance {
+    const kiln_model *model;
+    kiln_safetensors st;
+    const void **weights;       // [n_weights] bound by kiln_bind_weights
+    char *arena;
+    char *packed;
+    kiln_pool *pool;
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The model description
+ */
+
+static int check_desc(const kiln_model *m, const char *what, const kiln_tensor_desc *d,
+                      char *msg, size_t size) {
+    if (!d->name || d->rank < 0 || d->rank > KILN_RT_MAX_RANK || kiln_dtype_size(d->dtype) == 0)
+        return fail(msg, size, "%s '%s': bad name, rank %d or dtype %d", what,
+                    d->name ? d->name : "(null)", d->rank, (int)d->dtype);
+    for (int k = 0; k < d->rank; k++)
+        if (d->sym[k] < -1 || d->sym[k] >= m->n_syms || (d->sym[k] < 0 && d->dims[k] < 0))
+            return fail(msg, size, "%s '%s': dim %d has sym %d (model has %d) and size %lld",
+                        what, d->name, k, d->sym[k], m->n_syms, (long long)d->dims[k]);
+    return 0;
+}
+
+// See kiln_rt.h: counts, ranks, symbol indices, and every symbolic dim of an output
+// appearing in some input (else nothing could bind it).
+int kiln_model_check(const kiln_model *m, char *msg, size_t size) {
+    if (m->n_syms < 0 || m->n_syms > MAX_SYMS || (m->n_syms && !m->syms))
+        return fail(msg, size, "%d symbolic dims (the runtime allows %d)", m->n_syms, MAX_SYMS);
+    for (int s = 0; s < m->n_syms; s++)
+        if (!m->syms[s].name || m->syms[s].max < 1)
+            return fail(msg, size, "symbolic dim %d has no name or a bound below 1", s);
+    if (m->n_inputs < 0 || m->n_outputs < 0 || m->n_weights < 0 || m->n_weight_prefixes < 0 ||
+        (m->n_inputs && !m->inputs) || (m->n_outputs && !m->outputs) ||
+        (m->n_weights && !m->weights) || (m->n_weight_prefixes && !m->weight_prefixes) ||
+        !m->forward)
+        return fail(msg, size, "bad counts or missing arrays");
+    for (int i = 0; i < m->n_inputs; i++)
+        if (check_desc(m, "input", &m->inputs[i], msg, size))
+            return -1;
+    for (int i = 0; i < m->n_weights; i++)
+        if (check_desc(m, "weight", &m->weights[i], msg, size))
+            return -1;
+    for (int i = 0; i < m->n_outputs; i++) {
+        const kiln_tensor_desc *d = &m->outputs[i];
+        if (check_desc(m, "output", d, msg, size))
+            return -1;
+        for (int k = 0; k < d->rank; k++) {
+            bool bound = d->sym[k] < 0;
+            for (int j = 0; !bound && j < m->n_inputs; j++)
+                for (int kk = 0; kk < m->inputs[j].rank; kk++)
+                    bound |= m->inputs[j].sym[kk] == d->sym[k];
+            if (!bound)
+                return fail(msg, size, "output '%s': dim '%s' appears in no input, so nothing "
+                            "binds it", d->name, m->syms[d->sym[k]].name);
+        }
+    }
+    return 0;
+}
+
+// The buffer prepare() packs weights into: 2 MiB aligned and advised to use huge pages, and
+// not zeroed, since prepare() writes every byte the kernels read.  Its pages are touched
+// first by the packing threads, in parallel; on virtual machines, where a fresh page costs
+// microseconds, huge pages take half the time of small ones.  Freed with kiln_aligned_free.
+char *kiln_packed_alloc(size_t bytes) {
+    size_t align = (size_t)2 << 20, n = (bytes + align - 1) / align * align;
+    void *p = NULL;
+    if (n == 0 || posix_memalign(&p, align, n) != 0)
+        return NULL;
+    madvise(p, n, MADV_HUGEPAGE);   // a hint; ignored where huge pages are off
+    return p;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Instances
+ */
+
+kiln_instance *kiln_open(const kiln_model *m, const char *weights_path, int threads, char *err,
+                         size_t errlen) {
+    char msg[1024];
+    if (!m || !weights_path) {
+        fail(err, errlen, "kiln_open: no model or no weights path");
+        return NULL;
+    }
+    if (kiln_model_check(m, msg, sizeof msg)) {
+        fail(err, errlen, "internal error: bad model description: %s", msg);
+        return NULL;
+    }
+    if (kiln_cpu_check(m->isa, msg, sizeof msg)) {
+        fail(err, errlen, "%s", msg);
+        return NULL;
+    }
+    if (threads < 0) {
+        fail(err, errlen, "kiln_open: %d threads (0 means the default)", threads);
+        return NULL;
+    }
+    kiln_instance *in = calloc(1, sizeof *in);
+    if (!in || !(in->weights = calloc((size_t)m->n_weights + 1, sizeof *in->weights))) {
+        free(in);
+        fail(err, errlen, "out of memory");
+        return NULL;
+    }
+    in->model = m;
+    if (kiln_st_open(&in->st, weights_path, msg, sizeof msg) ||
+        kiln_bind_weights(m, &in->st, in->weights, msg, sizeof msg)) {
+        fail(err, errlen, "%s", msg);
+        goto fail;
+    }
+    if (!(in->arena = kiln_aligned_alloc(m->arena_bytes))) {
+        fail(err, errlen, "cannot allocate the %zu-byte arena", m->arena_bytes);
+        goto fail;
+    }
+    if (!(in->pool = kiln_pool_new(threads ? threads : kiln_default_threads()))) {
+        fail(err, errlen, "cannot create the worker threads");
+        goto fail;
+    }
+    if (m->prepare) {
+        if (!(in->packed = kiln_packed_alloc(m->packed_bytes))) {
+            fail(err, errlen, "cannot allocate the %zu bytes of packed weights", m->packed_bytes);
+            goto fail;
+        }
+        kiln_run r;
+        memset(&r, 0, sizeof r);
+        r.model = m;
+        r.weights = in->weights;
+        r.packed = in->packed;
+        r.pool = in->pool;
+        if (m->prepare(&r) != 0) {
+            r.err[sizeof r.err - 1] = '\0';
+            fail(err, errlen, "prepare: %s", r.err[0] ? r.err : "failed (no message)");
+            goto fail;
+        }
+    }
+    return in;
+fail:
+    kiln_close(in);
+    return NULL;
+}
+
+// The element count of desc d at the bound dims sym[].
+static size_t numel_at(const kiln_tensor_desc *d, const int64_t *sym) {
+    size_t n = 1;
+    for (int k = 0; k < d->rank; k++)
+        n *= (size_t)(d->sym[k] >= 0 ? sym[d->sym[k]] : d->dims[k]);
+    return n;
+}
+
+int kiln_forward(kiln_instance *in, const int64_t *sym, const void *const *inputs,
+                 void *const *outputs, char *err, size_t errlen) {
+    if (!in)
+        return fail(err, errlen, "kiln_forward: no instance");
+    const kiln_model *m = in->model;
+    kiln_run r;
+    memset(&r, 0, sizeof r);
+    r.model = m;
+    for (int s = 0; s < m->n_syms; s++) {
+        if (!sym || sym[s] < 1 || sym[s] > m->syms[s].max)
+            return fail(err, errlen, "%s = %lld is outside [1, %lld]", m->syms[s].name,
+                        sym ? (long long)sym[s] : 0LL, (long long)m->syms[s].max);
+        r.sym[s] = sym[s];
+    }
+    // The checks kiln_main makes of .npy inputs, on the caller's buffers.
+    for (int i = 0; i < m->n_inputs; i++) {
+        const kiln_tensor_desc *d = &m->inputs[i];
+        if (!inputs || !inputs[i])
+            return fail(err, errlen, "input '%s' is NULL", d->name);
+        size_t n = numel_at(d, r.sym);
+        const kiln_range *rg = m->input_ranges ? &m->input_ranges[i] : NULL;
+        if (d->dtype == KILN_F32) {
+            const float *x = inputs[i];
+            for (size_t j = 0; j < n; j++)
+                if (!isfinite(x[j]))
+                    return fail(err, errlen, "input '%s' has a non-finite value at flat index "
+                                "%zu", d->name, j);
+        } else if (rg && rg->has_range && d->dtype == KILN_I32) {
+            const int32_t *x = inputs[i];
+            for (size_t j = 0; j < n; j++)
+                if (x[j] < rg->lo || x[j] > rg->hi)
+                    return fail(err, errlen, "input '%s' has the value %d at flat index %zu, "
+                                "outside the spec's range [%lld, %lld]", d->name, x[j], j,
+                                (long long)rg->lo, (long long)rg->hi);
+        }
+    }
+    for (int o = 0; o < m->n_outputs; o++)
+        if (!outputs || !outputs[o])
+            return fail(err, errlen, "output '%s' is NULL", m->outputs[o].name);
+    r.weights = in->weights;
+    r.inputs = inputs;
+    r.outputs = outputs;
+    r.arena = in->arena;
+    r.packed = in->packed;
+    r.pool = in->pool;
+    if (m->forward(&r) != 0) {
+        r.err[sizeof r.err - 1] = '\0';
+        return fail(err, errlen, "%s", r.err[0] ? r.err : "forward failed (no message)");
+    }
+    return 0;
+}
+
+void kiln_close(kiln_instance *in) {
+    if (!in)
+        return;
+    kiln_pool_free(in->pool);
+    kiln_aligned_free(in->packed);
+    kiln_aligned_free(in->arena);
+    kiln_st_close(&in->st);
+    free(in->weights);
+    free(in);
+}
