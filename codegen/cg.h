@@ -40,6 +40,8 @@ bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d);
 typedef struct Buf Buf;
 void cg_emit_api(const Graph *g, Buf *b);
 bool cg_emit_api_header(const Graph *g, FILE *out);
+// The spec's `text:` roles as `model_text`, when it has them.
+void cg_emit_text(const Graph *g, Buf *b);
 
 /* ---------------------------------------------------------------------------------------
  * writer.c: text buffers and C literals

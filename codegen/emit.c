@@ -821,6 +821,7 @@ static void emit_model(Emit *E, Buf *b)
         }
         bputs(b, "};\n");
     }
+    cg_emit_text(g, b);
     bputs(b, "\nstatic const kiln_model model = {\n    .name = ");
     bc_string(b, g->model_name, false);
     bputs(b, ",\n    .spec = ");
@@ -832,6 +833,8 @@ static void emit_model(Emit *E, Buf *b)
             g->n_inputs ? "model_inputs" : "NULL");
     if (ranged)
         bputs(b, "    .input_ranges = model_input_ranges,\n");
+    if (g->text.present)
+        bputs(b, "    .text = &model_text,\n");
     bprintf(b, "    .n_outputs = %d,\n    .outputs = %s,\n", g->n_outputs,
             g->n_outputs ? "model_outputs" : "NULL");
     bprintf(b, "    .n_weights = %d,\n    .weights = %s,\n", E->n_weights,

@@ -237,3 +237,12 @@ bool cg_emit_api_header(const Graph *g, FILE *out)
     free_params(&p);
     return ok;
 }
+
+void cg_emit_text(const Graph *g, Buf *b)
+{
+    if (!g->text.present)
+        return;
+    bprintf(b, "static const kiln_text model_text = {   /* spec `text:` (indices; -1: none) */\n"
+               "    .ids = %d, .mask = %d, .types = %d, .logits = %d, .hidden = %d,\n};\n",
+            g->text.ids, g->text.mask, g->text.types, g->text.logits, g->text.hidden);
+}

@@ -405,6 +405,8 @@ int kiln_cmd_build(const Options *opt)
         argv[n++] = c_tmp;
         argv[n++] = lib;
         argv[n++] = "-lcjson";
+        argv[n++] = "-lpcre2-8";   // the tokenizers of the text front ends (runtime/text.c)
+        argv[n++] = "-lutf8proc";
         argv[n++] = "-lm";
         argv[n++] = "-pthread";
         argv[n++] = "-o";

@@ -1784,10 +1784,106 @@ static void read_outputs(Spec *s, const YNode *m)
     }
 }
 
+// One role of `text:`: the name of an input (outputs false) or an output, or -1 after an
+// error.
+static int text_role(Spec *s, const YNode *n, const char *role, bool outputs)
+{
+    const char *name = want_string(s, n, role);
+    if (!name)
+        return -1;
+    Graph *g = s->g;
+    int count = outputs ? g->n_outputs : g->n_inputs;
+    for (int i = 0; i < count; i++)
+        if (strcmp(outputs ? g->outputs[i].name : g->nodes[g->inputs[i]].name, name) == 0)
+            return i;
+    diag_error(s->d, n->loc, "text: %s names '%s', which is not one of the spec's %s", role,
+               name, outputs ? "outputs" : "inputs");
+    return -1;
+}
+
+// Whether type t has the dtype and rank a text role needs, and starts with the ids' dims.
+static bool text_type(Spec *s, const YNode *n, const char *role, const Type *t, DType dt,
+                      int rank, const Type *ids)
+{
+    bool ok = t->dtype == dt && t->rank == rank;
+    for (int k = 0; ok && ids && k < 2; k++)
+        ok = t->dim[k].sym == ids->dim[k].sym && t->dim[k].size == ids->dim[k].size;
+    if (!ok)
+        diag_error(s->d, n->loc, "text: %s must be %s of rank %d%s", role, dtype_name(dt), rank,
+                   ids ? " whose first two dims are the ids' [batch, seq]" : " ([batch, seq])");
+    return ok;
+}
+
+// text: { ids: INPUT, mask: INPUT, types: INPUT, logits: OUTPUT, hidden: OUTPUT }
+// The tensors the binary's text front ends use (docs/spec.md): ids (i32 [batch, seq], filled
+// by the tokenizer) and at least one of logits (f32 [batch, seq, vocab]: generation,
+// fill-mask) and hidden (f32 [batch, seq, width]: --embed); mask (1 for tokens, 0 for
+// padding) and types (all 0) when the model takes them.  Every input must have a role.
+static void read_text(Spec *s, const YNode *m)
+{
+    static const char *const keys[] = {"ids", "mask", "types", "logits", "hidden"};
+    Graph *g = s->g;
+    char buf[64];
+    if (m->kind != YN_MAP) {
+        diag_error(s->d, m->loc, "text must be a mapping of roles (ids, mask, types, logits, "
+                   "hidden) to input and output names, found %s",
+                   ynode_describe(m, buf, sizeof buf));
+        return;
+    }
+    if (!check_keys(s, m, keys, 5, "text"))
+        return;
+    g->text.loc = m->loc;
+    g->text.ids = g->text.mask = g->text.types = g->text.logits = g->text.hidden = -1;
+    const YNode *v;
+    bool ok = true;
+    const Type *ids = NULL;
+    if (!(v = get_key(m, "ids", keys, 5))) {
+        diag_error(s->d, m->loc, "text: missing 'ids' (the i32 [batch, seq] input of token ids)");
+        return;
+    }
+    if ((g->text.ids = text_role(s, v, "ids", false)) < 0)
+        return;
+    ids = &g->nodes[g->inputs[g->text.ids]].type;
+    if (!text_type(s, v, "ids", ids, DT_I32, 2, NULL))
+        return;
+    static const char *const in_roles[] = {"mask", "types"};
+    int *in_slot[] = {&g->text.mask, &g->text.types};
+    for (int r = 0; r < 2; r++)
+        if ((v = get_key(m, in_roles[r], keys, 5))) {
+            *in_slot[r] = text_role(s, v, in_roles[r], false);
+            ok &= *in_slot[r] >= 0 &&
+                  text_type(s, v, in_roles[r], &g->nodes[g->inputs[*in_slot[r]]].type, DT_I32,
+                            2, ids);
+        }
+    static const char *const out_roles[] = {"logits", "hidden"};
+    int *out_slot[] = {&g->text.logits, &g->text.hidden};
+    for (int r = 0; r < 2; r++)
+        if ((v = get_key(m, out_roles[r], keys, 5))) {
+            *out_slot[r] = text_role(s, v, out_roles[r], true);
+            ok &= *out_slot[r] >= 0 &&
+                  text_type(s, v, out_roles[r], &g->nodes[g->outputs[*out_slot[r]].node].type,
+                            DT_F32, 3, ids);
+        }
+    if (!ok)
+        return;
+    if (g->text.logits < 0 && g->text.hidden < 0) {
+        diag_error(s->d, m->loc, "text: needs 'logits' (generation, fill-mask) or 'hidden' "
+                   "(--embed), or both");
+        return;
+    }
+    for (int i = 0; i < g->n_inputs; i++)
+        if (i != g->text.ids && i != g->text.mask && i != g->text.types) {
+            diag_error(s->d, m->loc, "text: input '%s' has no role (ids, mask or types), so the "
+                       "text front ends could not fill it", g->nodes[g->inputs[i]].name);
+            return;
+        }
+    g->text.present = true;
+}
+
 static void read_spec(Spec *s, const YNode *root, const SpecDefine *defs, int n_defs)
 {
     static const char *const keys[] = {"kiln", "name", "params", "dims", "weight_prefixes",
-                                       "inputs", "graph", "outputs"};
+                                       "inputs", "graph", "outputs", "text"};
     static const char *const required[] = {"kiln", "name", "inputs", "graph", "outputs"};
     char buf[64];
     if (root->kind != YN_MAP) {
@@ -1795,30 +1891,30 @@ static void read_spec(Spec *s, const YNode *root, const SpecDefine *defs, int n_
                    "outputs, ...; found %s", ynode_describe(root, buf, sizeof buf));
         return;
     }
-    check_keys(s, root, keys, 8, "the spec");
+    check_keys(s, root, keys, 9, "the spec");
     for (int i = 0; i < 5; i++)
-        if (!get_key(root, required[i], keys, 8))
+        if (!get_key(root, required[i], keys, 9))
             diag_error(s->d, root->loc, "missing required key '%s'", required[i]);
 
     const YNode *v;
-    if ((v = get_key(root, "kiln", keys, 8))) {
+    if ((v = get_key(root, "kiln", keys, 9))) {
         int64_t version;
         if (eval_int(s, v, "'kiln'", INT32_MIN, INT32_MAX, &version) && version != 1)
             diag_error(s->d, v->loc, "this kiln reads spec language version 1, not %lld",
                        (long long)version);
     }
     const char *name;
-    if ((v = get_key(root, "name", keys, 8)) && (name = want_identifier(s, v, "the model name")))
+    if ((v = get_key(root, "name", keys, 9)) && (name = want_identifier(s, v, "the model name")))
         s->g->model_name = arena_strdup(&s->g->arena, name);
 
-    read_params(s, get_pair(root, "params", keys, 8), defs, n_defs);
-    if ((v = get_key(root, "dims", keys, 8)))
+    read_params(s, get_pair(root, "params", keys, 9), defs, n_defs);
+    if ((v = get_key(root, "dims", keys, 9)))
         read_dims(s, v);
-    if ((v = get_key(root, "weight_prefixes", keys, 8)))
+    if ((v = get_key(root, "weight_prefixes", keys, 9)))
         read_weight_prefixes(s, v);
-    if ((v = get_key(root, "inputs", keys, 8)))
+    if ((v = get_key(root, "inputs", keys, 9)))
         read_inputs(s, v);
-    if ((v = get_key(root, "graph", keys, 8))) {
+    if ((v = get_key(root, "graph", keys, 9))) {
         if (v->kind != YN_SEQ)
             diag_error(s->d, v->loc, "graph must be a list of nodes, found %s",
                        ynode_describe(v, buf, sizeof buf));
@@ -1826,8 +1922,10 @@ static void read_spec(Spec *s, const YNode *root, const SpecDefine *defs, int n_
             for (int i = 0; i < v->n_items && !s->aborted; i++)
                 read_item(s, v->items[i]);
     }
-    if ((v = get_key(root, "outputs", keys, 8)) && !s->aborted)
+    if ((v = get_key(root, "outputs", keys, 9)) && !s->aborted)
         read_outputs(s, v);
+    if ((v = get_key(root, "text", keys, 9)) && !s->aborted && diag_count(s->real) == 0)
+        read_text(s, v);
 }
 
 Graph *spec_load(const char *path, const SpecDefine *defs, int n_defs, Diag *d)

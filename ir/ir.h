@@ -259,6 +259,12 @@ typedef struct Graph {
     int n_params, cap_params;
     const char **weight_prefixes;   // optional prefixes tried for tensor names ("transformer.")
     int n_weight_prefixes, cap_weight_prefixes;
+    struct {                // spec `text:`: what the binary's text front ends read and fill
+        bool present;
+        int ids, mask, types;       // indices into inputs, or -1
+        int logits, hidden;         // indices into outputs, or -1
+        SrcLoc loc;
+    } text;
     int64_t arena_bytes;    // plan-memory: arena size with every symbolic dim at its bound
     int n_buffers;          // plan-memory: distinct arena buffers after reuse
     Target target;          // what the code is generated for (tile pass, code generator)

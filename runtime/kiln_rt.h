@@ -51,6 +51,14 @@ typedef struct {
     int64_t lo, hi;
 } kiln_range;
 
+// The spec's `text:` section: which input takes the token ids (and the padding mask and
+// token types, when the model has them) and which output holds the logits or the hidden
+// states; indices into kiln_model.inputs / .outputs, -1 for none.
+typedef struct {
+    int ids, mask, types;
+    int logits, hidden;
+} kiln_text;
+
 typedef struct kiln_run kiln_run;
 
 typedef struct {
@@ -78,6 +86,8 @@ typedef struct {
     // NULL / 0 when nothing is packed.  Returns 0, or non-zero with a message in r->err.
     size_t packed_bytes;
     int (*prepare)(kiln_run *r);
+    // The text front ends (-p, --text, --embed; text.c) use these roles; NULL: none.
+    const kiln_text *text;
 } kiln_model;
 
 // Everything one forward call reads and writes.  The runtime fills it; forward() uses it.

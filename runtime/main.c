@@ -18,6 +18,7 @@
  * line and every check for users.
  */
 #include "kiln_rt.h"
+#include "kiln_text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -164,8 +165,16 @@ static void print_help(const kiln_model *m, const char *prog) {
            "  --repeat N          run forward N times and print the min and median time\n"
            "  --threads N         worker threads (default: $KILN_NUM_THREADS, else the\n"
            "                      online cores); outputs are identical for every N\n"
-           "  --help              print this help\n"
-           "\ninputs:\n");
+           "  --help              print this help\n");
+    if (m->text) {     // the spec's `text:` roles (text.c)
+        printf("\nText in, text out (with --tokenizer PATH; add --help to one for its options):\n");
+        if (m->text->logits >= 0)
+            printf("  -p PROMPT           generate text after PROMPT\n"
+                   "  --text \"..[MASK]..\" the most likely tokens for each [MASK]\n");
+        if (m->text->hidden >= 0)
+            printf("  --embed --text T    an embedding of T (or --input-file F: one per line)\n");
+    }
+    printf("\ninputs:\n");
     for (int i = 0; i < m->n_inputs; i++) {
         const kiln_tensor_desc *d = &m->inputs[i];
         printf("  %-*s  %s %s", w, d->name, kiln_dtype_name(d->dtype),
@@ -499,6 +508,9 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     // Before anything runs: a kernel built for a wider ISA than this CPU's would die of SIGILL.
     if (kiln_cpu_check(m->isa, msg, sizeof msg))
         return error(m, 1, "%s", msg);
+    // Text in, text out (-p, --text, --embed): text.c, over the C API.
+    if (kiln_text_wanted(argc, argv))
+        return kiln_text_main(argc, argv, m);
 
     int status = 1;
     Args a = { .repeat = 1 };

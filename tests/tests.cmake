@@ -28,7 +28,9 @@ add_test(NAME cli.tokenize COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/tokenize.s
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 add_test(NAME cli.inspect COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/inspect.sh $<TARGET_FILE:kiln>
          WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-set_tests_properties(cli.tokenize cli.inspect PROPERTIES LABELS unit)
+add_test(NAME cli.generate COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/generate.sh $<TARGET_FILE:kiln>
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(cli.tokenize cli.inspect cli.generate PROPERTIES LABELS unit)
 
 # Under KILN_SANITIZE the model binaries that tests build with `kiln build` are sanitized
 # too (kiln passes $KILN_CFLAGS to the C compiler; unit tests that compile generated C use
