@@ -54,6 +54,7 @@ bench: build
 reference:
 	@KILN_WITH_TORCH=1 bash tools/install-deps.sh
 	@OMP_WAIT_POLICY=passive /usr/bin/python3 tests/reference/make_cases.py
+	@OMP_WAIT_POLICY=passive /usr/bin/python3 tests/reference/make_greedy.py
 
 clean:
 	rm -rf $(BUILD)

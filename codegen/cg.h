@@ -147,6 +147,13 @@ char *cg_fmt(Cg *cg, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 // m as a C expression ("seq * 64", "768", "0"); marks its syms used in *cg->sym_used.
 // paren: wrap a product in parentheses (for use after '/' or '%').
 const char *cg_mono(Cg *cg, Mono m, bool paren);
+// Symbolic dim s's variable, marked used in *cg->sym_used like cg_mono's.
+static inline const char *cg_sym(Cg *cg, int s)
+{
+    if (cg->sym_used)
+        *cg->sym_used |= 1u << s;
+    return cg->sym_var[s];
+}
 const char *cg_ctype(DType t);      // "float", "int32_t", "int64_t"
 // Report that node n cannot be lowered (a spec-level limitation, not a kiln bug); false.
 bool cg_unsupported(Cg *cg, const Node *n, const char *fmt, ...)
@@ -225,6 +232,7 @@ bool cg_kernel_transpose(Kernel *k);
 bool cg_kernel_slice(Kernel *k);
 bool cg_kernel_concat(Kernel *k);
 bool cg_kernel_gather(Kernel *k);
+bool cg_kernel_cache_write(Kernel *k);
 bool cg_kernel_attention(Kernel *k);       // ATTENTION (kernels_attention.c)
 
 // The C expression of an f32 element-wise op (ADD SUB MUL DIV SCALE RELU TANH GELU) on element

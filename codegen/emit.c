@@ -173,7 +173,14 @@ static const char *claim(Emit *E, const char *prefix, const char *raw, bool loca
 static bool computes(const Node *n)
 {
     return !n->dead && op_info[n->op].cls != OPC_VIEW && n->op != OP_INPUT &&
-           n->op != OP_WEIGHT && n->op != OP_CONST;
+           n->op != OP_WEIGHT && n->op != OP_CONST && n->op != OP_STATE;
+}
+
+// The first input a kernel takes: cache_write writes into the state through its output
+// pointer (a slot of the state), so it is not passed the state itself.
+static int first_kernel_input(const Node *n)
+{
+    return n->op == OP_CACHE_WRITE ? 1 : 0;
 }
 
 static int64_t value_bytes(const Node *n)
@@ -212,7 +219,7 @@ static void check_planned(const Graph *g)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         const Node *n = &g->nodes[i];
-        if (!computes(n))
+        if (!computes(n) || n->op == OP_CACHE_WRITE)    // cache_write: a slot of the state
             continue;
         if (n->offset < 0 || n->offset % 64 != 0 || n->offset + value_bytes(n) > g->arena_bytes)
             KILN_BUG("cg_emit_model: '%s' is at offset %lld of an arena of %lld bytes; "
@@ -268,6 +275,8 @@ static void name_everything(Emit *E)
     }
     for (int k = 0; k < g->n_inputs; k++)
         E->var[g->inputs[k]] = claim(E, "in_", g->nodes[g->inputs[k]].name, false);
+    for (int k = 0; k < g->n_states; k++)
+        E->var[g->states[k]] = claim(E, "st_", g->nodes[g->states[k]].name, false);
     for (int i = 0; i < g->n_nodes; i++)
         if (computes(&g->nodes[i]))
             E->var[i] = claim(E, "b_", g->nodes[i].name, false);
@@ -408,6 +417,7 @@ static void emit_constant(Emit *E, const Node *n, Buf *b)
 
 static const char *attr_text(Cg *cg, const Node *n)
 {
+    const Graph *g = cg->g;
     Buf b = {0};
     switch (n->op) {
     case OP_MATMUL:
@@ -421,8 +431,22 @@ static const char *attr_text(Cg *cg, const Node *n)
     case OP_CAST: bprintf(&b, "to %s", dtype_name(n->attr.cast.to)); break;
     case OP_LAYER_NORM: bprintf(&b, "eps %.9g", n->attr.layer_norm.eps); break;
     case OP_SOFTMAX: bputs(&b, "last axis"); break;
-    case OP_CAUSAL_MASK: bputs(&b, "j <= i + Sk - Sq"); break;
-    case OP_ARANGE: bprintf(&b, "start %lld", (long long)n->attr.arange.start); break;
+    case OP_CAUSAL_MASK:
+        if (n->attr.causal.has_offset)
+            bprintf(&b, "j <= i + %s", g->syms[n->attr.causal.offset_sym].name);
+        else
+            bputs(&b, "j <= i + Sk - Sq");
+        break;
+    case OP_ARANGE:
+        if (n->attr.arange.has_start_sym)
+            bprintf(&b, "start %s", g->syms[n->attr.arange.start_sym].name);
+        else
+            bprintf(&b, "start %lld", (long long)n->attr.arange.start);
+        break;
+    case OP_CACHE_WRITE:
+        bprintf(&b, "slot %lld, at %s", (long long)n->attr.cache_write.index,
+                g->syms[n->attr.cache_write.at_sym].name);
+        break;
     case OP_CONCAT: bprintf(&b, "axis %d", n->attr.concat.axis); break;
     case OP_ATTENTION:
         bprintf(&b, "scale %.9g%s%s", n->attr.attention.scale,
@@ -516,6 +540,10 @@ static bool emit_kernel(Emit *E, const Node *n, Buf *b)
         k.arg[0] = "table";
         k.arg[1] = "ids";
         break;
+    case OP_CACHE_WRITE:
+        k.arg[0] = "state";     // not passed: the kernel writes through out (first_kernel_input)
+        k.arg[1] = "x";
+        break;
     case OP_CONCAT:
         for (int i = 0; i < ir_op_inputs(n); i++)
             k.arg[i] = cg_fmt(&E->cg, "x%d", i);
@@ -555,6 +583,7 @@ static bool emit_kernel(Emit *E, const Node *n, Buf *b)
     case OP_SLICE: ok = cg_kernel_slice(&k); break;
     case OP_CONCAT: ok = cg_kernel_concat(&k); break;
     case OP_GATHER: ok = cg_kernel_gather(&k); break;
+    case OP_CACHE_WRITE: ok = cg_kernel_cache_write(&k); break;
     case OP_ATTENTION: ok = cg_kernel_attention(&k); break;
     default: ok = cg_unsupported(&E->cg, n, "no kernel for %s", op_name(n->op)); break;
     }
@@ -580,7 +609,7 @@ static bool emit_kernel(Emit *E, const Node *n, Buf *b)
     int np = 0;
     if (k.can_fail || k.needs_run)
         params[np++] = "kiln_run *r";
-    for (int i = 0; i < n->n_in; i++)
+    for (int i = first_kernel_input(n); i < n->n_in; i++)
         params[np++] = cg_fmt(&E->cg, "const %s *restrict %s", cg_ctype(k.in[i]->type.dtype),
                               k.arg[i]);
     params[np++] = cg_fmt(&E->cg, "%s *restrict %s", cg_ctype(n->type.dtype), k.out);
@@ -653,7 +682,7 @@ static void emit_forward(Emit *E, Buf *b)
         int na = 0;
         if (E->krun[i])
             args[na++] = "r";
-        for (int k = 0; k < n->n_in; k++) {
+        for (int k = first_kernel_input(n); k < n->n_in; k++) {
             NodeId root = ir_storage_root(g, n->in[k]);
             const CgPack *pk = cg_pack_of(cg, n, k);    // a weight packed at load
             E->used[root] |= !pk;
@@ -687,6 +716,25 @@ static void emit_forward(Emit *E, Buf *b)
               cg_ctype(n->type.dtype));
     }
     bline(&body, "return 0;");
+    // The state, and the slot of it each cache_write fills (sizes may use the dims).
+    Buf state = {0};
+    for (int k = 0; k < g->n_states; k++) {
+        const Node *n = &g->nodes[g->states[k]];
+        if (k == 0)
+            bputs(&state, "    /* state kept across calls (r->state follows model_states) */\n");
+        decl(&state, cg_fmt(cg, "float *%s = r->state[%d];", E->var[n->id], k),
+             type_text(cg, &n->type));
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->dead || n->op != OP_CACHE_WRITE)
+            continue;
+        Mono slot = mono_numel(&n->type);
+        decl(&state, cg_fmt(cg, "float *%s = %s + %lld * %s;", E->var[i], E->var[n->in[0]],
+                            (long long)n->attr.cache_write.index, cg_mono(cg, slot, true)),
+             cg_fmt(cg, "%s[%lld] %s", g->nodes[n->in[0]].name,
+                    (long long)n->attr.cache_write.index, type_text(cg, &n->type)));
+    }
     cg->sym_used = NULL;
 
     bputs(b, "/* forward: one run of the model.  Binds the symbolic dims, the weights, the inputs\n"
@@ -730,7 +778,7 @@ static void emit_forward(Emit *E, Buf *b)
     any = false;
     for (int i = 0; i < g->n_nodes; i++) {
         const Node *n = &g->nodes[i];
-        if (!computes(n))
+        if (!computes(n) || n->op == OP_CACHE_WRITE)
             continue;
         if (!any)
             bputs(b, "    /* activations, at the arena offsets plan-memory chose */\n");
@@ -739,6 +787,8 @@ static void emit_forward(Emit *E, Buf *b)
         decl(b, cg_fmt(cg, "%s *%s = (%s *)(r->arena + 0x%llx);", t, E->var[i], t,
                        (unsigned long long)n->offset), type_text(cg, &n->type));
     }
+    bputs(b, bstr(&state));
+    bfree(&state);
     bprintf(b, "\n%s}\n\n", bstr(&body));
     bfree(&body);
 }
@@ -807,6 +857,14 @@ static void emit_model(Emit *E, Buf *b)
             emit_desc(E, b, g->outputs[o].name, &g->nodes[g->outputs[o].node].type);
         bputs(b, "};\n");
     }
+    if (g->n_states) {
+        bputs(b, "static const kiln_tensor_desc model_states[] = {\n");
+        for (int k = 0; k < g->n_states; k++) {
+            const Node *n = &g->nodes[g->states[k]];
+            emit_desc(E, b, n->name, &n->type);
+        }
+        bputs(b, "};\n");
+    }
     if (E->n_weights) {
         bputs(b, "static const kiln_tensor_desc model_weights[] = {\n");
         for (int w = 0; w < E->n_weights; w++)
@@ -835,6 +893,9 @@ static void emit_model(Emit *E, Buf *b)
         bputs(b, "    .input_ranges = model_input_ranges,\n");
     if (g->text.present)
         bputs(b, "    .text = &model_text,\n");
+    if (g->n_states)
+        bprintf(b, "    .n_states = %d,\n    .states = model_states,\n    .position_sym = %d,\n",
+                g->n_states, g->position_sym);
     bprintf(b, "    .n_outputs = %d,\n    .outputs = %s,\n", g->n_outputs,
             g->n_outputs ? "model_outputs" : "NULL");
     bprintf(b, "    .n_weights = %d,\n    .weights = %s,\n", E->n_weights,

@@ -185,6 +185,8 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     Mono Sq = mono_dim(tq->dim[r - 2]), Sk = mono_dim(tk->dim[r - 2]);
     const char *sq = cg_mono(cg, Sq, false), *sk = cg_mono(cg, Sk, false);
     const char *off = offset_text(cg, Sk, Sq);
+    if (n->attr.attention.has_offset)       // causal from the state's position
+        off = cg_sym(cg, n->attr.attention.offset_sym);
     int64_t DvP = (Dv + vl - 1) / vl * vl;      // acc rows padded to whole vectors
     int us = (int)min64(UNROLL, BK / vl);       // score vectors in registers
 

@@ -164,9 +164,12 @@ bool cg_kernel_causal_mask(Kernel *k)
     Mono sq = mono_dim(t->dim[t->rank - 2]), sk = mono_dim(t->dim[t->rank - 1]);
     Mono rows = mono_dims(t, 0, t->rank - 1);
     const char *Sk = cg_mono(cg, sk, false);
-    // i + (Sk - Sq): the offset folds when both are static or the same symbol.
+    // i + (Sk - Sq): the offset folds when both are static or the same symbol; or i + the
+    // state's position (attribute offset).
     const char *shift;
-    if (mono_eq(sq, sk))
+    if (k->n->attr.causal.has_offset) {
+        shift = cg_fmt(cg, " + %s", cg_sym(cg, k->n->attr.causal.offset_sym));
+    } else if (mono_eq(sq, sk))
         shift = "";
     else if (sq.n == 0 && sk.n == 0)
         shift = cg_fmt(cg, " %s %lld", sk.c >= sq.c ? "+" : "-",
@@ -203,7 +206,10 @@ bool cg_kernel_arange(Kernel *k)
         return cg_unsupported(k->cg, k->n, "arange of %s rank %d", dtype_name(t->dtype), t->rank);
     int64_t start = k->n->attr.arange.start;
     bline(&k->body, "for (int64_t i = 0; i < %s; i++)", cg_mono(k->cg, mono_dim(t->dim[0]), false));
-    if (start == 0)
+    if (k->n->attr.arange.has_start_sym) {     // from the state's position
+        bline(&k->body, "    %s[i] = (int32_t)(%s + i);", k->out,
+              cg_sym(k->cg, k->n->attr.arange.start_sym));
+    } else if (start == 0)
         bline(&k->body, "    %s[i] = (int32_t)i;", k->out);
     else
         bline(&k->body, "    %s[i] = (int32_t)(%lld + i);", k->out, (long long)start);

@@ -132,3 +132,38 @@ bool cg_kernel_gather(Kernel *k)
     bfree(&msg);
     return true;
 }
+
+// cache_write: x [.., S, D] into rows [at, at + S) of out [.., T, D], a slot of the state
+// (forward() points out at it).  The rows must fit: past them is the next slot, or the end
+// of the state, so the kernel refuses a write that would not fit, naming the state.
+bool cg_kernel_cache_write(Kernel *k)
+{
+    Cg *cg = k->cg;
+    const Node *n = k->n;
+    const Type *tx = &k->in[1]->type;
+    int r = tx->rank;
+    long long T = (long long)n->type.dim[r - 2].size;
+    Mono lead = mono_dims(tx, 0, r - 2), rows = mono_dims(tx, r - 2, r - 1),
+         width = mono_dims(tx, r - 1, r);
+    const char *past = cg_sym(cg, n->attr.cache_write.at_sym), *S = cg_mono(cg, rows, true),
+               *D = cg_mono(cg, width, true);
+    k->can_fail = true;
+    Buf msg = {0};
+    bc_string(&msg, cg_fmt(cg, "state '%s': positions ", k->in[0]->name), true);
+    msg.len--;
+    bprintf(&msg, "%%lld..%%lld are past the %lld it keeps (the context is full)\"", T);
+    bline(&k->body, "if (%s + %s > %lld)", past, S, T);
+    k->body.indent++;
+    const char *fail_args[] = {"r", bstr(&msg), cg_fmt(cg, "(long long)%s", past),
+                               cg_fmt(cg, "(long long)(%s + %s - 1)", past, S)};
+    blist(&k->body, "return kiln_fail(", fail_args, 4, ");");
+    k->body.indent--;
+    bline(&k->body, "for (int64_t m = 0; m < %s; m++)   // each (batch, head): its new rows",
+          cg_mono(cg, lead, false));
+    bline(&k->body, "    memcpy(%s + (m * %lld + %s) * %s, %s + m * %s * %s, (size_t)(%s * %s) * "
+          "sizeof(float));", k->out, T, past, D, k->arg[1], S, D, S, D);
+    bfree(&msg);
+    bprintf(&k->notes, " *   writes   rows [%s, %s + %s) of the %lld the state keeps\n", past, past,
+            S, T);
+    return true;
+}

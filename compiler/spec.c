@@ -815,6 +815,8 @@ static const char *const op_attrs[OP_COUNT][4] = {
     [OP_TRANSPOSE] = {"perm"},
     [OP_SLICE] = {"axis", "start", "end"},
     [OP_CONCAT] = {"axis"},
+    [OP_CAUSAL_MASK] = {"offset"},
+    [OP_CACHE_WRITE] = {"index"},
 };
 static const char *const split_attrs[] = {"op", "in", "axis", "parts", "sizes", "names"};
 #define OP_SPLIT OP_COUNT    // the `split` macro, for the tables below
@@ -1112,8 +1114,18 @@ static NodeId build_source(Spec *s, const YNode *m, OpKind op, const char *name,
             ok &= read_dim(s, v, false, &t.dim[0]);
         else
             ok = false;
-        if ((v = attr_of(m, "start")))
+        if ((v = attr_of(m, "start")) && v->kind == YN_SCALAR &&
+            graph_find_sym(g, v->str) >= 0) {       // start at a symbolic dim's value
+            attr.attr.arange.has_start_sym = true;
+            attr.attr.arange.start_sym = graph_find_sym(g, v->str);
+            if (!g->syms[attr.attr.arange.start_sym].position) {
+                diag_error(s->d, v->loc, "arange: 'start' may name the state's position dim "
+                           "only ('%s' is not; see state: position:)", v->str);
+                ok = false;
+            }
+        } else if (v) {
             ok &= eval_int(s, v, "'start'", INT32_MIN, INT32_MAX, &start);
+        }
         if (ok && start + t.dim[0].size - 1 > INT32_MAX) {
             diag_error(s->d, loc, "arange: start + size - 1 does not fit in i32");
             ok = false;
@@ -1208,6 +1220,30 @@ static NodeId build_op(Spec *s, const YNode *m, OpKind op, const char *name, Src
             } else if (!a)
                 ok = false;
         }
+        break;
+    case OP_CAUSAL_MASK:
+        if ((v = attr_of(m, "offset"))) {     // query i sees keys j <= i + offset
+            int sym = v->kind == YN_SCALAR ? graph_find_sym(g, v->str) : -1;
+            if (sym < 0 || !g->syms[sym].position) {
+                diag_error(s->d, v->loc, "causal_mask: 'offset' must name the state's position "
+                           "dim (state: position:), found %s", ynode_describe(v, sx, sizeof sx));
+                ok = false;
+            } else {
+                attr.attr.causal.has_offset = true;
+                attr.attr.causal.offset_sym = sym;
+            }
+        }
+        break;
+    case OP_CACHE_WRITE:
+        if (g->position_sym < 0) {
+            diag_error(s->d, loc, "cache_write '%s': the spec declares no position (state: "
+                       "position: DIM), so there is nowhere to write", name);
+            return -1;
+        }
+        ok = (v = need_attr(s, m, "index", opn, loc)) &&
+             eval_int(s, v, "'index'", 0, INT32_MAX, &n64);
+        attr.attr.cache_write.index = ok ? n64 : 0;
+        attr.attr.cache_write.at_sym = g->position_sym;
         break;
     case OP_CAST: {
         DType to = DT_F32;
@@ -1463,7 +1499,7 @@ static void read_split(Spec *s, const YNode *m, SrcLoc loc)
 // passes make (fused ones).
 static bool spec_can_name(int op)
 {
-    if (op == OP_INPUT)
+    if (op == OP_INPUT || op == OP_STATE)
         return false;
     switch (op_info[op].cls) {
     case OPC_SOURCE:
@@ -1526,6 +1562,9 @@ static void read_node(Spec *s, const YNode *m)
                    ynode_describe(opv, buf, sizeof buf));
     } else if ((op = op_lookup(opv->str)) == OP_INPUT) {
         diag_error(s->d, opv->loc, "model inputs are declared under 'inputs:', not in the graph");
+        op = -1;
+    } else if (op == OP_STATE) {
+        diag_error(s->d, opv->loc, "states are declared under 'state:', not in the graph");
         op = -1;
     } else if (op < 0 || !spec_can_name(op)) {
         unknown_op(s, opv);
@@ -1784,6 +1823,72 @@ static void read_outputs(Spec *s, const YNode *m)
     }
 }
 
+// state: { position: DIM, NAME: { shape: SHAPE }, ... }
+// Tensors the model keeps across forward calls (f32, zero when the model is opened), usable
+// as values by name, and the symbolic dim that counts the tokens they hold: the runtime binds
+// it (0 for a fresh state) instead of an input's shape.
+static void read_state(Spec *s, const YNode *m)
+{
+    static const char *const keys[] = {"shape"};
+    Graph *g = s->g;
+    char buf[64];
+    if (m->kind != YN_MAP) {
+        diag_error(s->d, m->loc, "state must be a mapping of names to { shape } (and position: "
+                   "DIM), found %s", ynode_describe(m, buf, sizeof buf));
+        return;
+    }
+    for (int i = 0; i < m->n_pairs; i++) {
+        const YPair *p = &m->pairs[i];
+        if (p->key->kind == YN_SCALAR && strcmp(p->key->str, "position") == 0) {
+            const char *dim = want_string(s, p->val, "the position");
+            int sym = dim ? graph_find_sym(g, dim) : -1;
+            if (dim && sym < 0)
+                diag_error(s->d, p->val->loc, "state: position must name a dim declared under "
+                           "'dims:', found '%s'", dim);
+            else if (sym >= 0 && g->position_sym >= 0)
+                diag_error(s->d, p->key->loc, "state: a second position");
+            else if (sym >= 0) {
+                g->position_sym = sym;
+                g->syms[sym].position = true;
+            }
+            continue;
+        }
+        const char *name = want_identifier(s, p->key, "state name");
+        if (!name)
+            continue;
+        const YNode *v = p->val;
+        NodeId id = -1;
+        Type t = {.dtype = DT_F32};
+        const YNode *sh;
+        if (v->kind != YN_MAP) {
+            diag_error(s->d, v->loc, "state '%s' must be a mapping { shape }, found %s", name,
+                       ynode_describe(v, buf, sizeof buf));
+        } else if (check_keys(s, v, keys, 1, "a state") &&
+                   (sh = get_key(v, "shape", keys, 1)) != NULL && read_shape(s, sh, false, &t, NULL)) {
+            Node attr = {.attr.state.index = g->n_states};
+            id = graph_add_source(g, s->d, OP_STATE, name, p->key->loc, t, &attr);
+            if (id >= 0)
+                VEC_PUSH(g->states, g->n_states, g->cap_states, id);
+        } else if (v->kind == YN_MAP && !get_key(v, "shape", keys, 1)) {
+            diag_error(s->d, v->loc, "state '%s' has no 'shape'", name);
+        }
+        define_name(s, name, id, p->key->loc);
+    }
+    if (g->n_states && g->position_sym < 0)
+        diag_error(s->d, m->loc, "state: the states need a position (position: DIM, the dim "
+                   "that counts the tokens they hold)");
+    for (int i = 0; g->position_sym >= 0 && i < g->n_inputs; i++) {
+        const Node *in = &g->nodes[g->inputs[i]];
+        for (int k = 0; k < in->type.rank; k++)
+            if (in->type.dim[k].sym == g->position_sym) {
+                diag_error(s->d, in->loc, "input '%s': dim '%s' is the state's position, which "
+                           "the runtime sets; an input's shape cannot use it", in->name,
+                           g->syms[g->position_sym].name);
+                return;
+            }
+    }
+}
+
 // One role of `text:`: the name of an input (outputs false) or an output, or -1 after an
 // error.
 static int text_role(Spec *s, const YNode *n, const char *role, bool outputs)
@@ -1883,7 +1988,7 @@ static void read_text(Spec *s, const YNode *m)
 static void read_spec(Spec *s, const YNode *root, const SpecDefine *defs, int n_defs)
 {
     static const char *const keys[] = {"kiln", "name", "params", "dims", "weight_prefixes",
-                                       "inputs", "graph", "outputs", "text"};
+                                       "inputs", "state", "graph", "outputs", "text"};
     static const char *const required[] = {"kiln", "name", "inputs", "graph", "outputs"};
     char buf[64];
     if (root->kind != YN_MAP) {
@@ -1891,30 +1996,32 @@ static void read_spec(Spec *s, const YNode *root, const SpecDefine *defs, int n_
                    "outputs, ...; found %s", ynode_describe(root, buf, sizeof buf));
         return;
     }
-    check_keys(s, root, keys, 9, "the spec");
+    check_keys(s, root, keys, 10, "the spec");
     for (int i = 0; i < 5; i++)
-        if (!get_key(root, required[i], keys, 9))
+        if (!get_key(root, required[i], keys, 10))
             diag_error(s->d, root->loc, "missing required key '%s'", required[i]);
 
     const YNode *v;
-    if ((v = get_key(root, "kiln", keys, 9))) {
+    if ((v = get_key(root, "kiln", keys, 10))) {
         int64_t version;
         if (eval_int(s, v, "'kiln'", INT32_MIN, INT32_MAX, &version) && version != 1)
             diag_error(s->d, v->loc, "this kiln reads spec language version 1, not %lld",
                        (long long)version);
     }
     const char *name;
-    if ((v = get_key(root, "name", keys, 9)) && (name = want_identifier(s, v, "the model name")))
+    if ((v = get_key(root, "name", keys, 10)) && (name = want_identifier(s, v, "the model name")))
         s->g->model_name = arena_strdup(&s->g->arena, name);
 
-    read_params(s, get_pair(root, "params", keys, 9), defs, n_defs);
-    if ((v = get_key(root, "dims", keys, 9)))
+    read_params(s, get_pair(root, "params", keys, 10), defs, n_defs);
+    if ((v = get_key(root, "dims", keys, 10)))
         read_dims(s, v);
-    if ((v = get_key(root, "weight_prefixes", keys, 9)))
+    if ((v = get_key(root, "weight_prefixes", keys, 10)))
         read_weight_prefixes(s, v);
-    if ((v = get_key(root, "inputs", keys, 9)))
+    if ((v = get_key(root, "inputs", keys, 10)))
         read_inputs(s, v);
-    if ((v = get_key(root, "graph", keys, 9))) {
+    if ((v = get_key(root, "state", keys, 10)))
+        read_state(s, v);
+    if ((v = get_key(root, "graph", keys, 10))) {
         if (v->kind != YN_SEQ)
             diag_error(s->d, v->loc, "graph must be a list of nodes, found %s",
                        ynode_describe(v, buf, sizeof buf));
@@ -1922,9 +2029,9 @@ static void read_spec(Spec *s, const YNode *root, const SpecDefine *defs, int n_
             for (int i = 0; i < v->n_items && !s->aborted; i++)
                 read_item(s, v->items[i]);
     }
-    if ((v = get_key(root, "outputs", keys, 9)) && !s->aborted)
+    if ((v = get_key(root, "outputs", keys, 10)) && !s->aborted)
         read_outputs(s, v);
-    if ((v = get_key(root, "text", keys, 9)) && !s->aborted && diag_count(s->real) == 0)
+    if ((v = get_key(root, "text", keys, 10)) && !s->aborted && diag_count(s->real) == 0)
         read_text(s, v);
 }
 

@@ -2,8 +2,12 @@
  *
  * The model is models/gpt2.yaml at the size of the bundled character-level GPT-2
  * (demo/gpt2-shakespeare-char).  The program encodes a prompt with the character vocabulary,
- * then repeatedly runs the model on the last (at most) 64 characters and appends the most
- * likely next one, printing the text as it grows.  See examples/README.md for how to build it.
+ * runs the model over it, and then appends the most likely next character, one at a time,
+ * printing the text as it grows.  The model keeps the keys and values of the characters it
+ * has seen (its cache), so each step runs the new character alone, at position `past`; once
+ * the text is longer than the model's 64-character context, each step runs the last 64
+ * characters again from position 0 (a sliding window).  See examples/README.md for how to
+ * build it.
  *
  *   ./romeo MODEL_DIR [N] [PROMPT]      (N new characters, default 400; prompt "ROMEO:\n")
  */
@@ -54,12 +58,23 @@ int main(int argc, char **argv)
     memcpy(text, ids.ids, sizeof(int32_t) * ids.n);
     n = ids.n;
     fputs(prompt, stdout);
+    size_t w0 = 0, cached = 0;      // the cache holds the keys and values of text[w0, w0 + cached)
     for (int step = 0; step < n_new; step++) {
-        int64_t seq = n < CONTEXT ? (int64_t)n : CONTEXT;
-        if (gpt2_forward(model, 1, seq, text + n - (size_t)seq, logits, err, sizeof err) != 0) {
+        int64_t past, seq;
+        if (cached > 0 && n - w0 <= CONTEXT) {     // only what the cache lacks
+            past = (int64_t)cached;
+            seq = (int64_t)(n - w0 - cached);
+        } else {                                    // the start, or the window slides
+            past = 0;
+            seq = n < CONTEXT ? (int64_t)n : CONTEXT;
+            w0 = n - (size_t)seq;
+        }
+        if (gpt2_forward(model, 1, seq, past, text + n - (size_t)seq, logits, err,
+                         sizeof err) != 0) {
             fprintf(stderr, "romeo: %s\n", err);
             goto done;
         }
+        cached = (size_t)(past + seq);
         const float *last = logits + (seq - 1) * VOCAB;     // the next character's logits
         int32_t best = 0;
         for (int32_t v = 1; v < VOCAB; v++)

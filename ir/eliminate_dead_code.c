@@ -18,6 +18,11 @@ bool ir_eliminate_dead_code(Graph *g)
         live[g->outputs[i].node] = true;
     for (int i = 0; i < g->n_inputs; i++)
         live[g->inputs[i]] = true;
+    for (int i = 0; i < g->n_states; i++)
+        live[g->states[i]] = true;
+    for (int i = 0; i < g->n_nodes; i++)    // writes into the state outlive this call
+        if (g->nodes[i].op == OP_CACHE_WRITE)
+            live[i] = true;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const Node *n = &g->nodes[i];
         if (!live[i] || n->dead)

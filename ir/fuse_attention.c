@@ -103,6 +103,7 @@ typedef struct {
     NodeId scale_const;         // the constant of a mul/div scale, or -1
     double scale;
     bool causal;
+    int causal_offset;      // the causal_mask's offset symbol, or -1 (Sk - Sq)
 } Chain;
 
 static void push(Chain *c, NodeId id)
@@ -129,6 +130,7 @@ static bool match_chain(Graph *g, NodeId final, NodeId sm, Chain *c)
         const Node *n = &g->nodes[x];
         if (n->op == OP_CAUSAL_MASK && !c->causal) {
             c->causal = true;
+            c->causal_offset = n->attr.causal.has_offset ? n->attr.causal.offset_sym : -1;
             push(c, x);
             x = n->in[0];
         } else if (n->op == OP_ADD && !seen_add) {
@@ -285,6 +287,8 @@ static void fuse(Graph *g, const Chain *c, const int *readers)
     memset(&f->attr, 0, sizeof f->attr);
     f->attr.attention.scale = c->scale;
     f->attr.attention.causal = c->causal;
+    f->attr.attention.has_offset = c->causal && c->causal_offset >= 0;
+    f->attr.attention.offset_sym = c->causal_offset;
     f->n_in = c->mask >= 0 ? 4 : 3;
     memcpy(f->in, in, sizeof in);
     f->loc = loc;

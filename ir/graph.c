@@ -82,6 +82,7 @@ Graph *graph_new(const char *spec_path)
     Graph *g = xcalloc(1, sizeof *g);
     g->spec_path = spec_path ? arena_strdup(&g->arena, spec_path) : "<none>";
     g->model_name = "model";
+    g->position_sym = -1;
     return g;
 }
 
@@ -92,6 +93,7 @@ void graph_free(Graph *g)
     free(g->nodes);
     free(g->syms);
     free(g->inputs);
+    free(g->states);
     free(g->outputs);
     free(g->params);
     free(g->weight_prefixes);
@@ -117,7 +119,7 @@ NodeId graph_find(const Graph *g, const char *name)
 
 int graph_add_sym(Graph *g, const char *name, int64_t max, SrcLoc loc)
 {
-    Sym s = {arena_strdup(&g->arena, name), max, loc};
+    Sym s = {arena_strdup(&g->arena, name), max, loc, false};
     VEC_PUSH(g->syms, g->n_syms, g->cap_syms, s);
     return g->n_syms - 1;
 }
@@ -242,6 +244,12 @@ void ir_compact(Graph *g)
             g->inputs[ni++] = map[g->inputs[i]];
     if (ni != g->n_inputs)
         KILN_BUG("ir_compact: a model input was removed");
+    int ns = 0;
+    for (int i = 0; i < g->n_states; i++)
+        if (map[g->states[i]] >= 0)
+            g->states[ns++] = map[g->states[i]];
+    if (ns != g->n_states)
+        KILN_BUG("ir_compact: a state was removed");
     for (int i = 0; i < g->n_outputs; i++) {
         if (map[g->outputs[i].node] < 0)
             KILN_BUG("ir_compact: output %s was removed", g->outputs[i].name);

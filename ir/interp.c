@@ -215,12 +215,18 @@ static void node_error(FILE *err, const Node *n, const char *fmt, ...)
  * ======================================================================================= */
 
 // OP_ARANGE: out[i] = start + i.
-static bool op_arange(const Node *n, Tensor *out)
+static bool op_arange(const Node *n, const int64_t *sym_val, Tensor *out)
 {
     if (out->rank != 1 || !is_int(out->dtype))
         KILN_BUG("interp: arange '%s' is not a 1-d integer tensor", n->name);
+    int64_t start = n->attr.arange.start;
+    if (n->attr.arange.has_start_sym) {
+        if (!sym_val)
+            KILN_BUG("interp: arange '%s' starts at a symbol, outside a run", n->name);
+        start = sym_val[n->attr.arange.start_sym];
+    }
     for (int64_t i = 0; i < out->dim[0]; i++)
-        store_int(out, i, n->attr.arange.start + i);
+        store_int(out, i, start + i);
     return true;
 }
 
@@ -330,18 +336,24 @@ static bool op_cast(const Node *n, const Tensor *x, Tensor *out)
 
 // OP_CAUSAL_MASK on [..., Sq, Sk]: query i sees keys j <= i + (Sk - Sq), i.e. the queries
 // are the last Sq positions of the Sk keys (decoding with a cache of Sk - Sq earlier ones).
-static bool op_causal_mask(const Node *n, const Tensor *x, Tensor *out)
+static bool op_causal_mask(const Node *n, const int64_t *sym_val, const Tensor *x, Tensor *out)
 {
     check_shape(n, out, x->dim, x->rank);
     if (x->rank < 2 || out->dtype != DT_F32)
         KILN_BUG("interp: causal_mask '%s' needs f32 of rank >= 2", n->name);
     int64_t sq = x->dim[x->rank - 2], sk = x->dim[x->rank - 1];
     int64_t n_mat = sq > 0 && sk > 0 ? tensor_numel(x) / (sq * sk) : 0;
+    int64_t off = sk - sq;
+    if (n->attr.causal.has_offset) {
+        if (!sym_val)
+            KILN_BUG("interp: causal_mask '%s' has a symbolic offset, outside a run", n->name);
+        off = sym_val[n->attr.causal.offset_sym];
+    }
     for (int64_t m = 0; m < n_mat; m++)
         for (int64_t i = 0; i < sq; i++)
             for (int64_t j = 0; j < sk; j++) {
                 int64_t e = (m * sq + i) * sk + j;
-                store(out, e, j <= i + (sk - sq) ? load(x, e) : -(double)INFINITY);
+                store(out, e, j <= i + off ? load(x, e) : -(double)INFINITY);
             }
     return true;
 }
@@ -622,7 +634,8 @@ static bool op_gather(const Node *n, const Tensor *table, const Tensor *ids, Ten
 // double, rounded once on store; no intermediate is rounded to f32, so the result differs
 // from the unfused chain's (which rounds the scores and the probabilities) by float
 // rounding only.  A row whose scores are all -inf gives NaN, as softmax does.
-static bool op_attention(const Node *n, const Tensor *const *in, Tensor *out)
+static bool op_attention(const Node *n, const int64_t *sym_val, const Tensor *const *in,
+                         Tensor *out)
 {
     const Tensor *q = in[0], *k = in[1], *v = in[2];
     const Tensor *mask = ir_op_inputs(n) == 4 ? in[3] : NULL;
@@ -639,6 +652,12 @@ static bool op_attention(const Node *n, const Tensor *const *in, Tensor *out)
     memcpy(dims, q->dim, sizeof dims);
     dims[r - 1] = Dv;
     check_shape(n, out, dims, r);
+    int64_t off = Sk - Sq;      // causal: query i sees keys j <= i + off
+    if (n->attr.attention.has_offset) {
+        if (!sym_val)
+            KILN_BUG("interp: fused_attention '%s' has a symbolic offset, outside a run", n->name);
+        off = sym_val[n->attr.attention.offset_sym];
+    }
 
     // The mask read as if it were [.., Sq, Sk]: stride 0 along the dims it broadcasts.
     int64_t sdims[KILN_MAX_RANK], mst[KILN_MAX_RANK], idx[KILN_MAX_RANK] = {0};
@@ -672,7 +691,7 @@ static bool op_attention(const Node *n, const Tensor *const *in, Tensor *out)
                 s[j] = dot * scale;
                 if (pm)
                     s[j] += (double)pm[mb + i * mst[r - 2] + j * mst[r - 1]];
-                if (n->attr.attention.causal && j > i + (Sk - Sq))
+                if (n->attr.attention.causal && j > i + off)
                     s[j] = -(double)INFINITY;
                 mx = fmax(mx, s[j]);
             }
@@ -694,14 +713,17 @@ static bool op_attention(const Node *n, const Tensor *const *in, Tensor *out)
 }
 
 // The op of node n alone, without its epilogue; see eval_node.
-static bool eval_op(const Node *n, const Tensor *const *in, Tensor *out, FILE *err)
+static bool eval_op(const Node *n, const int64_t *sym_val, const Tensor *const *in, Tensor *out,
+                    FILE *err)
 {
     switch (n->op) {
     case OP_INPUT:
     case OP_WEIGHT:
     case OP_CONST:
+    case OP_STATE:
+    case OP_CACHE_WRITE:    // run_node does these: they read and write the state
         break;
-    case OP_ARANGE:      return op_arange(n, out);
+    case OP_ARANGE:      return op_arange(n, sym_val, out);
     case OP_ADD:
     case OP_SUB:
     case OP_MUL:
@@ -711,7 +733,7 @@ static bool eval_op(const Node *n, const Tensor *const *in, Tensor *out, FILE *e
     case OP_TANH:
     case OP_GELU:        return op_unary(n, in[0], out);
     case OP_CAST:        return op_cast(n, in[0], out);
-    case OP_CAUSAL_MASK: return op_causal_mask(n, in[0], out);
+    case OP_CAUSAL_MASK: return op_causal_mask(n, sym_val, in[0], out);
     case OP_MATMUL:      return op_matmul(n, in[0], in[1], out);
     case OP_SOFTMAX:     return op_softmax(n, in[0], out);
     case OP_LAYER_NORM:  return op_layer_norm(n, in[0], in[1], in[2], out);
@@ -720,7 +742,7 @@ static bool eval_op(const Node *n, const Tensor *const *in, Tensor *out, FILE *e
     case OP_SLICE:       return op_slice(n, in[0], out, err);
     case OP_CONCAT:      return op_concat(n, in, ir_op_inputs(n), out);
     case OP_GATHER:      return op_gather(n, in[0], in[1], out, err);
-    case OP_ATTENTION:   return op_attention(n, in, out);
+    case OP_ATTENTION:   return op_attention(n, sym_val, in, out);
     case OP_COUNT:
         break;
     }
@@ -761,9 +783,10 @@ static bool apply_epilogue(const Node *n, const Tensor *const *in, Tensor *out, 
 // Evaluate node n (any op but INPUT, WEIGHT and CONST, whose values are not computed) from
 // its inputs into out, whose dtype, dims and zeroed data the caller set up: its op, then its
 // epilogue.  The one dispatch over ops: the interpreter and constant folding both come here.
-static bool eval_node(const Node *n, const Tensor *const *in, Tensor *out, FILE *err)
+static bool eval_node(const Node *n, const int64_t *sym_val, const Tensor *const *in, Tensor *out,
+                      FILE *err)
 {
-    return eval_op(n, in, out, err) && apply_epilogue(n, in, out, err);
+    return eval_op(n, sym_val, in, out, err) && apply_epilogue(n, in, out, err);
 }
 
 /* =======================================================================================
@@ -832,6 +855,8 @@ static bool bind_inputs(const Graph *g, const InterpEnv *env, int64_t *sym_val, 
             return false;
         }
     }
+    if (g->position_sym >= 0)   // a fresh state holds no tokens: the interpreter prefills
+        sym_val[g->position_sym] = 0;
     return true;
 }
 
@@ -887,6 +912,30 @@ static void drop(Value *v)
 }
 
 // Produce the value of node n into v (borrowed for sources, computed otherwise).
+// OP_CACHE_WRITE: x [.., S, D] into state[index][.., at : at + S, :] (the state tensor's data
+// changes, as the generated code's does), then the value is a copy of state[index].
+static bool op_cache_write(const Node *n, Tensor *st, const Tensor *x, const int64_t *sym_val,
+                           Tensor *out, FILE *err)
+{
+    int r = x->rank;
+    int64_t S = x->dim[r - 2], D = x->dim[r - 1], T = st->dim[r - 1];
+    int64_t at = sym_val[n->attr.cache_write.at_sym];
+    if (at + S > T) {
+        node_error(err, n, "cache_write '%s': positions %lld..%lld are past the %lld the state "
+                   "keeps (the context is full)", n->name, (long long)at, (long long)(at + S - 1),
+                   (long long)T);
+        return false;
+    }
+    int64_t lead = S > 0 && D > 0 ? tensor_numel(x) / (S * D) : 0;
+    float *slot = (float *)st->data + n->attr.cache_write.index * lead * T * D;
+    const float *px = x->data;
+    for (int64_t m = 0; m < lead; m++)
+        memcpy(slot + (m * T + at) * D, px + m * S * D, (size_t)(S * D) * sizeof(float));
+    out->data = xmalloc((size_t)(lead * T * D + 1) * sizeof(float));
+    memcpy(out->data, slot, (size_t)(lead * T * D) * sizeof(float));
+    return true;
+}
+
 static bool run_node(const Graph *g, const Node *n, const InterpEnv *env, Value *vals,
                      const int64_t *sym_val, FILE *err)
 {
@@ -907,6 +956,15 @@ static bool run_node(const Graph *g, const Node *n, const InterpEnv *env, Value 
     case OP_CONST:
         v->t.data = n->attr.constant.data;
         break;
+    case OP_STATE:      // a run of the interpreter starts from a fresh (zero) state
+        v->t.data = xcalloc((size_t)tensor_numel(&v->t) + 1, dtype_size(v->t.dtype));
+        v->owned = true;
+        break;
+    case OP_CACHE_WRITE:
+        if (!op_cache_write(n, &vals[n->in[0]].t, &vals[n->in[1]].t, sym_val, &v->t, err))
+            return false;
+        v->owned = true;
+        break;
     default: {
         const Tensor *in[KILN_MAX_IN];
         for (int k = 0; k < n->n_in; k++) {
@@ -916,7 +974,7 @@ static bool run_node(const Graph *g, const Node *n, const InterpEnv *env, Value 
         }
         v->t.data = xcalloc((size_t)tensor_numel(&v->t), dtype_size(v->t.dtype));
         v->owned = true;
-        if (!eval_node(n, in, &v->t, err)) {
+        if (!eval_node(n, sym_val, in, &v->t, err)) {
             drop(v);
             return false;
         }
@@ -987,6 +1045,8 @@ void *interp_eval_const(const Graph *g, const Node *n)
         return NULL;
     if (op_info[n->op].cls == OPC_SOURCE && n->op != OP_ARANGE)
         return NULL;
+    if (n->op == OP_ARANGE && n->attr.arange.has_start_sym)    // known at run time only
+        return NULL;
     const Tensor *in[KILN_MAX_IN];
     Tensor in_t[KILN_MAX_IN];
     for (int k = 0; k < n->n_in; k++) {
@@ -1002,7 +1062,7 @@ void *interp_eval_const(const Graph *g, const Node *n)
     if (!concrete_shape(g, &n->type, NULL, &out, n, NULL))
         return NULL;
     out.data = xcalloc((size_t)tensor_numel(&out), dtype_size(out.dtype));
-    if (!eval_node(n, in, &out, NULL)) {
+    if (!eval_node(n, NULL, in, &out, NULL)) {
         free(out.data);
         return NULL;
     }

@@ -140,6 +140,8 @@ typedef struct {
     const char *name;   // "seq"
     int64_t max;        // upper bound
     SrcLoc loc;
+    bool position;      // the state's position (spec `state: position:`): bound by the
+                        // runtime, not by an input shape, and may be 0
 } Sym;
 
 typedef int32_t NodeId;     // index into Graph.nodes; -1 means none
@@ -193,7 +195,15 @@ typedef struct Node {
         } input;
         struct { const char *tensor; } weight;           // OP_WEIGHT: name in the weights file
         struct { void *data; } constant;                 // OP_CONST: numel values of type.dtype
-        struct { int64_t start; } arange;                // OP_ARANGE: out[i] = start + i
+        struct {                                         // OP_ARANGE: out[i] = start + i,
+            int64_t start;                               // or start_sym's value + i
+            bool has_start_sym;
+            int start_sym;
+        } arange;
+        struct { bool has_offset; int offset_sym; } causal;  // OP_CAUSAL_MASK: -inf where
+                                                     // j > i + offset_sym (default Sk - Sq)
+        struct { int index; } state;                     // OP_STATE: position in Graph.states
+        struct { int64_t index; int at_sym; } cache_write;  // OP_CACHE_WRITE
         struct { bool trans_a, trans_b; } matmul;        // OP_MATMUL
         struct { double by; } scale;                     // OP_SCALE
         struct { bool tanh; } gelu;                      // OP_GELU: tanh approximation?
@@ -202,7 +212,12 @@ typedef struct Node {
         struct { int axis; int64_t start, end; } slice;  // OP_SLICE: static bounds
         struct { int axis; } concat;                     // OP_CONCAT
         struct { DType to; } cast;                       // OP_CAST
-        struct { double scale; bool causal; } attention; // OP_ATTENTION: see ops.def
+        struct {                                         // OP_ATTENTION: see ops.def
+            double scale;
+            bool causal;
+            bool has_offset;                             // causal offset: offset_sym's value,
+            int offset_sym;                              // else Sk - Sq
+        } attention;
         struct { int rank; Dim dim[KILN_MAX_RANK]; } reshape;  // OP_RESHAPE: target shape
     } attr;
     Origin *origins;        // spec nodes this node implements (itself, plus any fused into
@@ -259,6 +274,9 @@ typedef struct Graph {
     int n_params, cap_params;
     const char **weight_prefixes;   // optional prefixes tried for tensor names ("transformer.")
     int n_weight_prefixes, cap_weight_prefixes;
+    NodeId *states;         // OP_STATE nodes in declaration order (spec `state:`)
+    int n_states, cap_states;
+    int position_sym;       // the state's position dim, or -1
     struct {                // spec `text:`: what the binary's text front ends read and fill
         bool present;
         int ids, mask, types;       // indices into inputs, or -1

@@ -13,7 +13,8 @@
  * A reshape moves no data: it gets offset -1 and reads its input's storage, and so do
  * reshapes of reshapes (ir_storage_root).  Readers of a view count as readers of its root.
  * The roots of the model outputs stay allocated to the end, as forward() copies them out
- * last.  Inputs, weights and constants live outside the arena (offset -1).
+ * last.  Inputs, weights, constants, states and the state views cache_write yields live
+ * outside the arena (offset -1).
  *
  * Requires:    the final graph (runs last): types final, no node added or moved after it.
  * Preserves:   everything but the fields it sets.
@@ -40,7 +41,8 @@ NodeId ir_storage_root(const Graph *g, NodeId id)
 static bool in_arena(const Node *n)
 {
     return !n->dead && op_info[n->op].cls != OPC_VIEW && n->op != OP_INPUT &&
-           n->op != OP_WEIGHT && n->op != OP_CONST;
+           n->op != OP_WEIGHT && n->op != OP_CONST && n->op != OP_STATE &&
+           n->op != OP_CACHE_WRITE;     // these two live in the state, outside the arena
 }
 
 // A free range of the arena; the free list is kept sorted by offset and coalesced.

@@ -36,7 +36,21 @@ static void print_attrs(const Graph *g, const Node *n, FILE *out)
         if (n->attr.input.has_range)
             ADD(", range [%lld, %lld]", (long long)n->attr.input.lo, (long long)n->attr.input.hi);
         break;
-    case OP_ARANGE: ADD("start %lld", (long long)n->attr.arange.start); break;
+    case OP_ARANGE:
+        if (n->attr.arange.has_start_sym)
+            ADD("start %s", g->syms[n->attr.arange.start_sym].name);
+        else
+            ADD("start %lld", (long long)n->attr.arange.start);
+        break;
+    case OP_STATE: ADD("index %d", n->attr.state.index); break;
+    case OP_CACHE_WRITE:
+        ADD("index %lld, at %s", (long long)n->attr.cache_write.index,
+            g->syms[n->attr.cache_write.at_sym].name);
+        break;
+    case OP_CAUSAL_MASK:
+        if (n->attr.causal.has_offset)
+            ADD("offset %s", g->syms[n->attr.causal.offset_sym].name);
+        break;
     case OP_CONST: {
         int64_t numel = type_numel_max(&n->type);
         if (numel == 1) {
@@ -78,6 +92,8 @@ static void print_attrs(const Graph *g, const Node *n, FILE *out)
     case OP_ATTENTION:
         ADD("scale %.9g%s%s", n->attr.attention.scale, n->attr.attention.causal ? ", causal" : "",
             ir_op_inputs(n) == 4 ? ", mask" : "");
+        if (n->attr.attention.has_offset)
+            ADD(", offset %s", g->syms[n->attr.attention.offset_sym].name);
         break;
     default: break;
     }

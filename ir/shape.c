@@ -279,6 +279,48 @@ static bool infer_slice(Graph *g, Node *n, Diag *d)
     return true;
 }
 
+// cache_write(state [L, .., T, D], x [.., S, D]) {index, at} -> state[index] [.., T, D].
+static bool infer_cache_write(Graph *g, Node *n, Diag *d)
+{
+    const Node *st = input(g, n, 0), *x = input(g, n, 1);
+    char a[256], b[256];
+    if (st->op != OP_STATE) {
+        diag_error(d, n->loc, "cache_write '%s': the first input must be a state (spec "
+                   "`state:`), found %s '%s'", n->name, op_name(st->op), st->name);
+        return false;
+    }
+    if (!want_f32(g, d, n, 1))
+        return false;
+    bool ok = st->type.rank == x->type.rank + 1 && x->type.rank >= 2;
+    for (int k = 0; ok && k < x->type.rank; k++)
+        ok = k == x->type.rank - 2 || dim_eq(st->type.dim[k + 1], x->type.dim[k]);
+    if (!ok) {
+        diag_error(d, n->loc, "cache_write '%s': state '%s' %s cannot hold %s '%s' %s: the state "
+                   "must be [layers] + the value's shape, with its rows axis (second to last) "
+                   "as long as the positions it keeps", n->name, st->name,
+                   shape_str(g, &st->type, a, sizeof a), op_name(x->op), x->name,
+                   shape_str(g, &x->type, b, sizeof b));
+        return false;
+    }
+    if (st->type.dim[st->type.rank - 2].sym >= 0) {
+        diag_error(d, n->loc, "cache_write '%s': the rows axis of state '%s' must be static",
+                   n->name, st->name);
+        return false;
+    }
+    int64_t index = n->attr.cache_write.index, layers = st->type.dim[0].size;
+    if (st->type.dim[0].sym >= 0 || index < 0 || index >= layers) {
+        diag_error(d, n->loc, "cache_write '%s': index %lld is outside the %lld slots of state "
+                   "'%s' %s", n->name, (long long)index, (long long)layers, st->name,
+                   shape_str(g, &st->type, a, sizeof a));
+        return false;
+    }
+    n->type = st->type;
+    n->type.rank = st->type.rank - 1;
+    for (int k = 0; k < n->type.rank; k++)
+        n->type.dim[k] = st->type.dim[k + 1];
+    return true;
+}
+
 static bool infer_concat(Graph *g, Node *n, Diag *d)
 {
     const Node *x0 = input(g, n, 0);
@@ -419,7 +461,9 @@ bool shape_infer_node(Graph *g, Node *n, Diag *d)
     case OP_WEIGHT:
     case OP_CONST:
     case OP_ARANGE:
+    case OP_STATE:
         break;   // the constructor set the type
+    case OP_CACHE_WRITE: ok = infer_cache_write(g, n, d); break;
     case OP_ADD:
     case OP_SUB:
     case OP_MUL:

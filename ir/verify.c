@@ -118,4 +118,10 @@ void ir_verify(const Graph *g, const char *after)
         if (id < 0 || id >= g->n_nodes || g->nodes[id].dead)
             KILN_BUG("after %s: output '%s' is %%%d", when, g->outputs[i].name, id);
     }
+    for (int i = 0; i < g->n_states; i++) {
+        NodeId id = g->states[i];
+        if (id < 0 || id >= g->n_nodes || g->nodes[id].op != OP_STATE ||
+            g->nodes[id].attr.state.index != i)
+            KILN_BUG("after %s: state %d is %%%d", when, i, id);
+    }
 }

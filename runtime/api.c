@@ -29,6 +29,7 @@ struct kiln_instance {
     char *arena;
     char *packed;
     kiln_pool *pool;
+    float **state;              // [n_states] zeroed at open, at their bounds
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -78,6 +79,12 @@ int kiln_model_check(const kiln_model *m, char *msg, size_t size) {
     for (int i = 0; i < m->n_weights; i++)
         if (check_desc(m, "weight", &m->weights[i], msg, size))
             return -1;
+    if (m->n_states < 0 || (m->n_states && (!m->states || m->position_sym < 0 ||
+                                             m->position_sym >= m->n_syms)))
+        return fail(msg, size, "bad states or position");
+    for (int i = 0; i < m->n_states; i++)
+        if (check_desc(m, "state", &m->states[i], msg, size) || m->states[i].dtype != KILN_F32)
+            return -1;
     for (int i = 0; i < m->n_outputs; i++) {
         const kiln_tensor_desc *d = &m->outputs[i];
         if (check_desc(m, "output", d, msg, size))
@@ -106,6 +113,33 @@ char *kiln_packed_alloc(size_t bytes) {
         return NULL;
     madvise(p, n, MADV_HUGEPAGE);   // a hint; ignored where huge pages are off
     return p;
+}
+
+// See kiln_rt.h.
+int kiln_states_alloc(const kiln_model *m, float ***out) {
+    *out = NULL;
+    if (m->n_states == 0)
+        return 0;
+    float **st = calloc((size_t)m->n_states, sizeof *st);
+    if (!st)
+        return -1;
+    *out = st;
+    for (int k = 0; k < m->n_states; k++) {
+        const kiln_tensor_desc *d = &m->states[k];
+        size_t n = 1;
+        for (int j = 0; j < d->rank; j++)
+            if (__builtin_mul_overflow(n, (size_t)d->dims[j], &n))
+                return -1;
+        if (__builtin_mul_overflow(n, sizeof(float), &n) || !(st[k] = kiln_aligned_alloc(n)))
+            return -1;
+    }
+    return 0;
+}
+
+void kiln_states_free(const kiln_model *m, float **st) {
+    for (int k = 0; st && k < m->n_states; k++)
+        kiln_aligned_free(st[k]);
+    free(st);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -145,6 +179,10 @@ kiln_instance *kiln_open(const kiln_model *m, const char *weights_path, int thre
     }
     if (!(in->arena = kiln_aligned_alloc(m->arena_bytes))) {
         fail(err, errlen, "cannot allocate the %zu-byte arena", m->arena_bytes);
+        goto fail;
+    }
+    if (kiln_states_alloc(m, &in->state)) {
+        fail(err, errlen, "cannot allocate the model's state");
         goto fail;
     }
     if (!(in->pool = kiln_pool_new(threads ? threads : kiln_default_threads()))) {
@@ -191,9 +229,10 @@ int kiln_forward(kiln_instance *in, const int64_t *sym, const void *const *input
     memset(&r, 0, sizeof r);
     r.model = m;
     for (int s = 0; s < m->n_syms; s++) {
-        if (!sym || sym[s] < 1 || sym[s] > m->syms[s].max)
-            return fail(err, errlen, "%s = %lld is outside [1, %lld]", m->syms[s].name,
-                        sym ? (long long)sym[s] : 0LL, (long long)m->syms[s].max);
+        int64_t lo = m->n_states && s == m->position_sym ? 0 : 1;  // a fresh state holds 0
+        if (!sym || sym[s] < lo || sym[s] > m->syms[s].max)
+            return fail(err, errlen, "%s = %lld is outside [%lld, %lld]", m->syms[s].name,
+                        sym ? (long long)sym[s] : 0LL, (long long)lo, (long long)m->syms[s].max);
         r.sym[s] = sym[s];
     }
     // The checks kiln_main makes of .npy inputs, on the caller's buffers.
@@ -227,6 +266,7 @@ int kiln_forward(kiln_instance *in, const int64_t *sym, const void *const *input
     r.arena = in->arena;
     r.packed = in->packed;
     r.pool = in->pool;
+    r.state = in->state;
     if (m->forward(&r) != 0) {
         r.err[sizeof r.err - 1] = '\0';
         return fail(err, errlen, "%s", r.err[0] ? r.err : "forward failed (no message)");
@@ -240,6 +280,7 @@ void kiln_close(kiln_instance *in) {
     kiln_pool_free(in->pool);
     kiln_aligned_free(in->packed);
     kiln_aligned_free(in->arena);
+    kiln_states_free(in->model, in->state);
     kiln_st_close(&in->st);
     free(in->weights);
     free(in);

@@ -88,6 +88,13 @@ typedef struct {
     int (*prepare)(kiln_run *r);
     // The text front ends (-p, --text, --embed; text.c) use these roles; NULL: none.
     const kiln_text *text;
+    // State kept across forward calls (spec `state:`, e.g. a key/value cache): f32 tensors
+    // at their bounds, zero when the model is opened; r->state follows this order.  With
+    // states, sym[position_sym] counts the tokens they hold: set by the caller (0: fresh),
+    // from 0 to its bound, never taken from an input's shape.
+    int n_states;
+    const kiln_tensor_desc *states;
+    int position_sym;
 } kiln_model;
 
 // Everything one forward call reads and writes.  The runtime fills it; forward() uses it.
@@ -101,6 +108,7 @@ struct kiln_run {
     char err[512];                  // message when forward returns non-zero
     char *packed;                   // model->packed_bytes, filled by model->prepare
     struct kiln_pool *pool;         // worker threads (threads.c); NULL: the caller alone
+    float *const *state;            // [n_states] the model's state (kept by the caller)
 };
 
 // Format a message into r->err and return 1 (for `return kiln_fail(r, ...)`).
@@ -136,6 +144,10 @@ void kiln_close(kiln_instance *inst);     // NULL is a no-op
 int kiln_model_check(const kiln_model *m, char *msg, size_t size);
 // The 2 MiB-aligned buffer prepare() packs weights into; not zeroed; kiln_aligned_free.
 char *kiln_packed_alloc(size_t bytes);
+// The model's states, zeroed, at their bounds, into *st[n_states] (NULL when it has none).
+// Returns 0, or -1 (free what was made with kiln_states_free).
+int kiln_states_alloc(const kiln_model *m, float ***st);
+void kiln_states_free(const kiln_model *m, float **st);
 
 // Whether this CPU can run code built for `isa` (kiln_model.isa).  Returns 0, or -1 with
 // "built for avx512 but this CPU lacks avx512f" in err.  The runtime is compiled without

@@ -529,6 +529,7 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     a.in_path = calloc((size_t)m->n_inputs + 1, sizeof *a.in_path);
     a.out_path = calloc((size_t)m->n_outputs + 1, sizeof *a.out_path);
     char *arena = NULL, *packed = NULL;
+    float **states = NULL;
     kiln_pool *pool = NULL;
     double *times = NULL;
     if (!weights || !npys || !ins || !outs || !odims || !onumel || !a.in_path || !a.out_path) {
@@ -584,6 +585,10 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
         error(m, 1, "cannot allocate the %zu-byte arena", m->arena_bytes);
         goto done;
     }
+    if (kiln_states_alloc(m, &states)) {
+        error(m, 1, "cannot allocate the model's state");
+        goto done;
+    }
 
     // 5. the threads, and the weights packed for the matmuls (once, timed with --repeat)
     kiln_run r;
@@ -591,6 +596,9 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     r.model = m;
     for (int s = 0; s < m->n_syms; s++)
         r.sym[s] = sb.val[s];
+    if (m->n_states)        // a fresh state: every call of --repeat starts from nothing
+        r.sym[m->position_sym] = 0;
+    r.state = states;
     r.weights = weights;
     r.inputs = ins;
     r.outputs = outs;
@@ -662,6 +670,7 @@ done:
     for (int j = 0; outs && j < m->n_outputs; j++)
         kiln_aligned_free(outs[j]);
     kiln_aligned_free(arena);
+    kiln_states_free(m, states);
     kiln_aligned_free(packed);
     kiln_pool_free(pool);
     free(times);

@@ -7,10 +7,13 @@
  * kiln_main calls kiln_text_main when the command line asks for text (kiln_text_wanted).
  * The spec's `text:` roles (kiln_model.text) say which input takes the ids and which output
  * holds the logits.  Generation runs the model through the C API (api.c): a prefill over the
- * prompt, then one forward per new token over the last `seq bound` tokens; when the text
- * outgrows the model's context (the bound of seq, n_positions for GPT-2) the window slides,
- * dropping the oldest tokens (docs/runtime.md).  Text streams to stdout as it is produced;
- * a line of figures goes to stderr at the end.  Fill-mask and embeddings are in text_bert.c.
+ * prompt, then one forward per new token.  A model with a state (a key/value cache: spec
+ * `state:`) runs each new token alone, at position `past`, attending over the cache; a model
+ * without one reruns the forward over the whole text.  When the text outgrows the model's
+ * context (the bound of seq, n_positions for GPT-2) the window slides: each token is then a
+ * prefill of the last `context` tokens, as if the older ones had never been
+ * (docs/runtime.md).  Text streams to stdout as it is produced; a line of figures goes to
+ * stderr at the end.  Fill-mask and embeddings are in text_bert.c.
  */
 #include "kiln_text.h"
 
@@ -255,21 +258,34 @@ typedef struct {
     float *logits;          // [ctx * vocab]
     double forward_ms;
     int forwards;
+    size_t w0, cached;      // with a state: it holds the keys and values of ids[w0, w0 + cached)
 } Gen;
 
-// Run the model on the last min(n, ctx) of ids[0..n) and leave the next token's logits at
-// the returned pointer; NULL after printing an error.
+// The next token's logits after ids[0..n) (NULL after printing an error).  Without a state:
+// a forward over the last min(n, ctx) ids.  With one: a forward over the ids the state does
+// not hold yet, at position `cached`, when they fit; else the window slides (w0 = n - ctx)
+// and the state is refilled from position 0.
 static float *next_logits(Gen *g, const int32_t *ids, size_t n) {
     const kiln_text *t = g->m->text;
-    int64_t seq = (int64_t)n < g->ctx ? (int64_t)n : g->ctx;
+    const kiln_model *m = g->m;
+    int64_t past = 0, seq;
+    if (m->n_states && n - g->w0 <= (size_t)g->ctx && g->w0 + g->cached < n) {
+        past = (int64_t)g->cached;              // the new ids only, after what it holds
+        seq = (int64_t)(n - g->w0 - g->cached);
+    } else {
+        seq = (int64_t)n < g->ctx ? (int64_t)n : g->ctx;
+        g->w0 = n - (size_t)seq;
+    }
     memcpy(g->in[t->ids], ids + n - (size_t)seq, (size_t)seq * sizeof(int32_t));
     int64_t sym[16] = {0};
-    for (int s = 0; s < g->m->n_syms; s++)
+    for (int s = 0; s < m->n_syms; s++)
         sym[s] = 1;
-    const kiln_tensor_desc *d = &g->m->inputs[t->ids];
+    const kiln_tensor_desc *d = &m->inputs[t->ids];
     if (d->sym[0] >= 0)
         sym[d->sym[0]] = 1;
     sym[d->sym[1]] = seq;
+    if (m->n_states)
+        sym[m->position_sym] = past;
     const void *ins[16];
     for (int i = 0; i < g->n_inputs; i++)
         ins[i] = g->in[i];
@@ -297,6 +313,7 @@ static float *next_logits(Gen *g, const int32_t *ids, size_t n) {
         kiln_text_error(g->m, 1, "forward: %s", err);
         return NULL;
     }
+    g->cached = (size_t)(past + seq);
     return g->logits + (seq - 1) * g->vocab;
 }
 
@@ -442,9 +459,9 @@ int kiln_text_generate(const kiln_model *m, kiln_instance *inst, kiln_tokenizer 
             goto done;
     }
     fprintf(stderr, "%s: %zu prompt tokens, prefill %.1f ms, decode %.2f ms/token, %.1f "
-            "tokens/s (%d tokens; context %lld, sliding)\n", m->name, prompt_tokens, prefill_ms,
+            "tokens/s (%d tokens; context %lld, %s)\n", m->name, prompt_tokens, prefill_ms,
             decoded ? decode_ms / decoded : 0.0, decoded ? 1000.0 * decoded / decode_ms : 0.0,
-            decoded, (long long)g.ctx);
+            decoded, (long long)g.ctx, m->n_states ? "kv cache" : "recomputed");
     status = 0;
 done:
     for (int i = 0; g.in && i < m->n_inputs; i++)

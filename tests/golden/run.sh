@@ -11,8 +11,8 @@
 #                      these comment lines
 #   # expect: after PASS: CHECK
 #                      a structural check on `kiln inspect CASE [args] --after PASS`:
-#       kernels == N              N live nodes get a kernel (all but input, weight, constant
-#                                 and reshape, which forward() does not call)
+#       kernels == N              N live nodes get a kernel (all but input, weight, constant,
+#                                 state and reshape, which forward() does not call)
 #       fused X into Y [== N]     some node Y (exactly N of them) implements a spec node X
 #                                 besides itself ("fuses" lines); X and Y are op names (add,
 #                                 matmul) or spec names in quotes ('h.0.mlp.act')
@@ -68,7 +68,7 @@ count_in() {
             flush()
             op = $3; name = node_name($0)
             if (kind == "kernels" && op != "input" && op != "weight" && op != "constant" &&
-                op != "reshape") n++
+                op != "state" && op != "reshape") n++
             if (kind == "no" && is(x, op, name)) n++
             if (kind == "fused") in_y = is(y, op, name)
             next

@@ -59,20 +59,26 @@ class Attention(nn.Module):
         self.causal = True
         self.scale = 1.0 / math.sqrt(self.head_dim)
 
-    def forward(self, x):                                    # x [B, T, C]
+    def forward(self, x, past=None):                         # x [B, T, C]
+        """With past = (k, v) of the P earlier positions ([B, H, P, D] each), the T queries
+        are positions P .. P+T-1 and attend over all P+T keys.  Returns (y, (k, v))."""
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
         q, k, v = self.c_attn(x).split(C, dim=-1)            # each [B, T, C]
         q = q.view(B, T, H, D).transpose(1, 2)               # [B, H, T, D]
         k = k.view(B, T, H, D).transpose(1, 2)
         v = v.view(B, T, H, D).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * self.scale         # [B, H, T, T]
+        if past is not None:                                 # past_key_values, as HF keeps them
+            k = torch.cat([past[0], k], dim=2)               # [B, H, P+T, D]
+            v = torch.cat([past[1], v], dim=2)
+        S = k.shape[2]
+        att = (q @ k.transpose(-2, -1)) * self.scale         # [B, H, T, S]
         if self.causal:
-            future = torch.ones(T, T, dtype=torch.bool).triu(1)   # key j > query i
+            future = torch.ones(T, S, dtype=torch.bool).triu(S - T + 1)   # key j > P + query i
             att = att.masked_fill(future, float("-inf"))
         att = att.softmax(dim=-1)
         y = (att @ v).transpose(1, 2).reshape(B, T, C)       # heads side by side again
-        return self.c_proj(y)
+        return self.c_proj(y), (k, v)
 
 
 class MLP(nn.Module):
@@ -98,9 +104,10 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(n_embd, eps=LN_EPS)
         self.mlp = MLP(n_embd)
 
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+    def forward(self, x, past=None):
+        a, present = self.attn(self.ln_1(x), past)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), present
 
 
 class GPT2(nn.Module):
@@ -117,11 +124,33 @@ class GPT2(nn.Module):
         self.h = nn.ModuleList(Block(n_embd, n_head) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(n_embd, eps=LN_EPS)
 
-    def forward(self, input_ids):
-        """input_ids [B, T] int, T <= n_positions  ->  {"logits": [B, T, vocab_size]}."""
+    def forward(self, input_ids, past_key_values=None):
+        """input_ids [B, T] int  ->  {"logits": [B, T, vocab_size], "past_key_values": [(k, v)
+        per block]}.  With past_key_values (from an earlier call) the ids continue that text:
+        positions P .. P+T-1, P + T <= n_positions."""
         T = input_ids.shape[1]
-        pos = torch.arange(T)
+        P = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        pos = torch.arange(P, P + T)
         x = self.wte(input_ids.long()) + self.wpe(pos)   # [B, T, C]
-        for block in self.h:
-            x = block(x)
-        return {"logits": self.ln_f(x) @ self.wte.weight.t()}
+        present = []
+        for i, block in enumerate(self.h):
+            x, kv = block(x, None if past_key_values is None else past_key_values[i])
+            present.append(kv)
+        return {"logits": self.ln_f(x) @ self.wte.weight.t(), "past_key_values": present}
+
+
+def greedy(model, prompt_ids, n_new):
+    """Greedy continuation with the key/value cache: one forward over the prompt [B, P], then
+    one per new token.  Returns (ids [B, n_new], gaps [n_new]: the smallest distance between
+    the best and second-best logit over the batch at each step)."""
+    out, gaps = [], []
+    with torch.inference_mode():
+        r = model(prompt_ids)
+        for _ in range(n_new):
+            last = r["logits"][:, -1, :]                         # [B, vocab]
+            top2 = last.topk(2, dim=-1).values
+            gaps.append(float((top2[:, 0] - top2[:, 1]).min()))
+            nxt = last.argmax(dim=-1, keepdim=True)              # [B, 1]
+            out.append(nxt)
+            r = model(nxt, r["past_key_values"])
+    return torch.cat(out, dim=1), gaps

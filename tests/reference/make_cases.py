@@ -191,7 +191,7 @@ def run_reference(model, inputs):
         tin = {k: torch.from_numpy(v).double() if v.dtype.kind == "f" else torch.from_numpy(v)
                for k, v in inputs.items()}
         out = m64(**tin)
-    return {k: v.float().numpy() for k, v in out.items()}
+    return {k: out[k].float().numpy() for k in type(model).OUTPUTS}
 
 
 def write_case(case, root):
