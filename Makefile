@@ -55,6 +55,7 @@ reference:
 	@KILN_WITH_TORCH=1 bash tools/install-deps.sh
 	@OMP_WAIT_POLICY=passive /usr/bin/python3 tests/reference/make_cases.py
 	@OMP_WAIT_POLICY=passive /usr/bin/python3 tests/reference/make_greedy.py
+	@OMP_WAIT_POLICY=passive /usr/bin/python3 tests/text/make_fixtures.py
 
 clean:
 	rm -rf $(BUILD)

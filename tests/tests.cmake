@@ -22,6 +22,7 @@ include(${CMAKE_SOURCE_DIR}/tests/diff/diff.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/badinput/badinput.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/api/api.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/text/text.cmake OPTIONAL)
 
 # Command-line tests of kiln subcommands (label `unit`).
 add_test(NAME cli.tokenize COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/tokenize.sh $<TARGET_FILE:kiln>

@@ -11,7 +11,9 @@ For every case folder it checks, independently of how make_cases.py wrote it:
      and range (ids < vocab, mask 0/1, batch and seq within their bounds);
   2. the weights: weights.safetensors parses, holds exactly the reference module's
      state_dict names (after one known prefix, `transformer.` or `bert.`, plus the known
-     BertForMaskedLM extras), with matching shapes, all f32;
+     BertForMaskedLM extras; bert-mlm: HF's BertForMaskedLM names, with or without `bert.`,
+     plus a pretraining checkpoint's pooler and next-sentence head), with matching shapes,
+     all f32;
   3. reproduction: the reference module built from `args`, loaded from that file, gives
      out.*.npy again in float64 (to ~1e-7) and in float32 within tol / 10, so the fixture
      leaves room for an honest float32 implementation;
@@ -41,9 +43,11 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 import common  # noqa: E402
+import bert_mlm_ref  # noqa: E402
 import bert_ref  # noqa: E402
 import gpt2_ref  # noqa: E402
-from make_cases import BERT_MLM_EXTRAS, FAMILIES, run_reference  # noqa: E402
+from make_cases import (BERT_MLM_EXTRAS, BERT_PRETRAINING_EXTRAS, FAMILIES,  # noqa: E402
+                        run_reference, weight_names)
 
 
 class CaseError(Exception):
@@ -113,7 +117,7 @@ def check_inputs(case):
     for name, a in ins.items():
         if name in limit and not (a.min() >= 0 and a.max() < limit[name]):
             raise CaseError(f"in.{name}: values outside [0, {limit[name]})")
-    if fam == "bert" and (ins["attention_mask"][:, 0] == 0).any():
+    if fam in ("bert", "bert-mlm") and (ins["attention_mask"][:, 0] == 0).any():
         raise CaseError("a row whose first token is padding (HF leaves it undefined)")
     for name, a in case["outputs"].items():
         if a.dtype != np.float32 or not np.isfinite(a).all():
@@ -129,19 +133,21 @@ def load_model(case, d):
     want = model.state_dict()
     file = common.safetensors_load(os.path.join(d, "weights.safetensors"))
     prefix = next((pre for pre in ("", "transformer.", "bert.")
-                   if all(pre + k in file for k in want)), None)
+                   if all(n in file for n in weight_names(fam, want, pre).values())), None)
     if prefix is None:
         missing = [k for k in want if k not in file]
         raise CaseError(f"weights: missing {missing[:3]}... under every known prefix")
-    extra = set(file) - {prefix + k for k in want}
-    allowed = set(BERT_MLM_EXTRAS) if (fam, prefix) == ("bert", "bert.") else set()
+    names = weight_names(fam, want, prefix)
+    extra = set(file) - set(names.values())
+    allowed = (set(BERT_MLM_EXTRAS) if (fam, prefix) == ("bert", "bert.") else
+               set(BERT_PRETRAINING_EXTRAS) if fam == "bert-mlm" else set())
     if extra - allowed:
         raise CaseError(f"weights: unexpected tensors {sorted(extra - allowed)[:3]}")
     state = {}
     for k, v in want.items():
-        a = file[prefix + k]
+        a = file[names[k]]
         if a.dtype != np.float32 or tuple(a.shape) != tuple(v.shape):
-            raise CaseError(f"weights: {prefix + k} is {a.dtype} {a.shape}, "
+            raise CaseError(f"weights: {names[k]} is {a.dtype} {a.shape}, "
                             f"want f32 {tuple(v.shape)}")
         state[k] = torch.from_numpy(a)
     model.load_state_dict(state, strict=True)
@@ -291,6 +297,29 @@ MUTANTS = {
         "layernorm eps 1e-5": lambda m: _each(m, nn.LayerNorm,
                                               lambda n: setattr(n, "eps", 1e-5)),
     },
+    "bert-mlm": {
+        "no padding mask": lambda m: _each(m, bert_mlm_ref.Encoder,
+                                           lambda e: setattr(e, "use_mask", False)),
+        "scale 1/head_dim": lambda m: _each(
+            m, bert_ref.SelfAttention,
+            lambda a: setattr(a, "scale", a.n_head / a.query.in_features)),
+        "one head": lambda m: _each(m, bert_ref.SelfAttention,
+                                    lambda a: setattr(a, "n_head", 1)),
+        "tanh gelu": lambda m: _each(m, bert_ref.Intermediate,
+                                     lambda f: setattr(f, "act", gpt2_ref.gelu_tanh)),
+        "attention.output.dense transposed": lambda m: _transpose(
+            m, r"bert\.encoder\.layer\.\d+\.attention\.output\.dense\.weight"),
+        "layernorm eps 1e-5": lambda m: _each(m, nn.LayerNorm,
+                                              lambda n: setattr(n, "eps", 1e-5)),
+        "head: tanh gelu": lambda m: _each(m, bert_mlm_ref.Transform,
+                                           lambda f: setattr(f, "act", gpt2_ref.gelu_tanh)),
+        "head: no LayerNorm": lambda m: _each(m, bert_mlm_ref.Transform,
+                                              lambda f: setattr(f, "use_norm", False)),
+        "head: no decoder bias": lambda m: _each(m, bert_mlm_ref.Predictions,
+                                                 lambda f: setattr(f, "use_bias", False)),
+        "head: transform.dense transposed": lambda m: _transpose(
+            m, r"cls\.predictions\.transform\.dense\.weight"),
+    },
     "seed": {
         "scale 1/head_dim": _seed_scale_1_over_d,
         "one head": _seed_variant(heads=1),
@@ -308,7 +337,8 @@ MUTANTS = {
 #   - BERT's key bias adds q . b_k to every score of a query row alike, and softmax is
 #     invariant to that: the bias has no effect on any output, in HF's model too.
 MAY_PASS = {("seed", "mutant: layernorm eps 1e-12"),
-            ("bert", "tensor: encoder.layer.*.attention.self.key.bias")}
+            ("bert", "tensor: encoder.layer.*.attention.self.key.bias"),
+            ("bert-mlm", "tensor: bert.encoder.layer.*.attention.self.key.bias")}
 
 
 def reset_tensor(model, name):

@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import common  # noqa: E402  (sets thread limits before any torch work)
+from bert_mlm_ref import BertMLM  # noqa: E402
 from bert_ref import Bert  # noqa: E402
 from gpt2_ref import GPT2  # noqa: E402
 from seed_layer_ref import SeedLayer  # noqa: E402
@@ -50,6 +51,8 @@ FAMILIES = {
              "bounds": ("max_batch",), "seq_bound": "n_positions"},
     "bert": {"spec": "models/bert.yaml", "model": Bert,
              "bounds": ("max_batch",), "seq_bound": "max_position_embeddings"},
+    "bert-mlm": {"spec": "models/bert-mlm.yaml", "model": BertMLM,
+                 "bounds": ("max_batch",), "seq_bound": "max_position_embeddings"},
     "seed": {"spec": "models/seed-bert-layer.yaml", "model": SeedLayer,
              "bounds": ("max_batch", "max_seq"), "seq_bound": "max_seq"},
 }
@@ -64,6 +67,28 @@ BERT_MLM_EXTRAS = {
     "cls.predictions.transform.LayerNorm.weight": lambda p: [p["hidden_size"]],
     "cls.predictions.transform.LayerNorm.bias": lambda p: [p["hidden_size"]],
 }
+
+# Tensors that checkpoints of BERT pretrained for masked LM carry beside BertForMaskedLM's
+# (bert-base-uncased's file is a BertForPreTraining: pooler and next-sentence head too).
+# bert-mlm.pad carries them to check that the MLM model ignores them.
+BERT_PRETRAINING_EXTRAS = {
+    "bert.pooler.dense.weight": lambda p: [p["hidden_size"], p["hidden_size"]],
+    "bert.pooler.dense.bias": lambda p: [p["hidden_size"]],
+    "cls.seq_relationship.weight": lambda p: [2, p["hidden_size"]],
+    "cls.seq_relationship.bias": lambda p: [2],
+}
+
+
+def weight_names(family, keys, prefix):
+    """state_dict key -> tensor name in the file, for the weight-name prefix `prefix`.
+
+    A module whose names already carry a prefix (BertMLM: "bert.", as HF's BertForMaskedLM)
+    writes them as they are for that prefix and without it for "" (the plain layout); its
+    other names (cls.predictions.*) never change.  Any other module: prefix + key.
+    """
+    own = getattr(FAMILIES[family]["model"], "OWN_PREFIX", "")
+    return {k: prefix + k[len(own):] if k.startswith(own) else k for k in keys}
+
 
 # ---------------------------------------------------------------------------------------
 # The committed cases.  Each: id, params (every spec param), batch, seq, int dtype of the
@@ -105,6 +130,22 @@ COMMITTED = [
                                      intermediate_size=64, vocab_size=89,
                                      max_position_embeddings=24, type_vocab_size=2, max_batch=2),
          batch=2, seq=1, lengths=[1, 1], ints="int32", seed=203),
+    # bert-mlm.pad: BertForMaskedLM names as HF writes them ("bert.encoder...",
+    # "cls.predictions..."), plus a pretraining checkpoint's pooler and next-sentence head,
+    # which the model must ignore; batch 2, the second row padded after 5 of 11 tokens.
+    dict(id="bert-mlm.pad", params=dict(num_hidden_layers=2, num_attention_heads=4,
+                                        hidden_size=32, intermediate_size=64, vocab_size=83,
+                                        max_position_embeddings=16, type_vocab_size=2,
+                                        max_batch=2),
+         batch=2, seq=11, lengths=[11, 5], ints="int64", seed=211, prefix="bert.",
+         extras=BERT_PRETRAINING_EXTRAS),
+    # bert-mlm.hd7: head_dim 7, names without the "bert." prefix, seq at its bound, batch 1
+    # below its bound of 2.
+    dict(id="bert-mlm.hd7", params=dict(num_hidden_layers=2, num_attention_heads=3,
+                                        hidden_size=21, intermediate_size=40, vocab_size=61,
+                                        max_position_embeddings=9, type_vocab_size=2,
+                                        max_batch=2),
+         batch=1, seq=9, lengths=[9], ints="int32", seed=212, prefix=""),
     # seed.basic: head_dim 8, default 4x FFN, batch 2, seq 11 < max_seq 16.
     dict(id="seed.basic", params=dict(hidden_size=32, attention_heads=4, intermediate_size=128,
                                       max_batch=2, max_seq=16),
@@ -149,7 +190,7 @@ def make_inputs(case, gen):
         ids[0, 0] = p["vocab_size"] - 1        # both ends of the embedding table are read
         ids[-1, -1] = 0
         return {"input_ids": ids.numpy().astype(ints)}
-    if fam == "bert":
+    if fam in ("bert", "bert-mlm"):
         lengths = case["lengths"]
         ids = torch.randint(1, p["vocab_size"], (B, T), generator=gen)
         ids[0, 0] = p["vocab_size"] - 1
@@ -207,10 +248,12 @@ def write_case(case, root):
     outputs = run_reference(model, inputs)
 
     prefix = case.get("prefix", "")
-    tensors = {prefix + k: v for k, v in model.state_dict().items()}
-    if fam == "bert" and prefix == "bert.":
-        for name, shape in BERT_MLM_EXTRAS.items():
-            tensors[name] = 0.02 * torch.randn(shape(case["params"]), generator=gen)
+    state = model.state_dict()
+    names = weight_names(fam, state, prefix)
+    tensors = {names[k]: v for k, v in state.items()}
+    extras = case.get("extras", BERT_MLM_EXTRAS if (fam, prefix) == ("bert", "bert.") else {})
+    for name, shape in extras.items():
+        tensors[name] = 0.02 * torch.randn(shape(case["params"]), generator=gen)
     common.safetensors_save(os.path.join(d, "weights.safetensors"), tensors)
     for k, v in inputs.items():
         np.save(os.path.join(d, f"in.{k}.npy"), np.ascontiguousarray(v))
@@ -274,6 +317,23 @@ def fresh_cases(seed, count):
                  max_batch=int(rng.integers(1, 4)), max_seq=int(rng.integers(1, 41)))
         b, t = batch_seq(p["max_batch"], p["max_seq"])
         cases.append(dict(id=f"seed.r{seed}.{k}", params=p, batch=b, seq=t, seed=case_seed + 2))
+
+    # bert-mlm draws from its own generator, so the cases above stay what they were before
+    # it existed.
+    rng = np.random.default_rng([seed, 2])
+    for k in range(count):
+        heads, hd = head_shape()
+        h = heads * hd
+        p = dict(num_hidden_layers=int(rng.integers(1, 4)), num_attention_heads=heads,
+                 hidden_size=h, intermediate_size=pick(4 * h, int(rng.integers(1, 97))),
+                 vocab_size=int(rng.integers(8, 129)),
+                 max_position_embeddings=int(rng.integers(1, 41)),
+                 type_vocab_size=int(rng.integers(1, 4)), max_batch=int(rng.integers(1, 4)))
+        b, t = batch_seq(p["max_batch"], p["max_position_embeddings"])
+        lengths = [pick(t, int(rng.integers(1, t + 1))) for _ in range(b)]
+        cases.append(dict(id=f"bert-mlm.r{seed}.{k}", params=p, batch=b, seq=t,
+                          lengths=lengths, seed=seed * 1000 + k + 3,
+                          ints=pick("int32", "int64"), prefix=pick("bert.", "bert.", "")))
     return cases
 
 
