@@ -20,6 +20,9 @@ itself breaks.  For each case in cases.CASES, in order:
                each system gets ROUNDS x R >= 5 timed runs;
   5. report    median and best per system, ratios, GFLOP/s and share of peak (report.py).
 
+After them it runs the decode case, gpt2-decode (decode.py: a prompt, then greedy decoding
+one token per call; ms per token against the weights' bandwidth floor).
+
 Before the cases it measures the machine (peak.c: FP32 FMA peak; stream.c: read bandwidth)
 and how long `kiln build models/bert.yaml` (bert-base, the spec's defaults) takes.
 
@@ -29,6 +32,7 @@ Settings (environment):
   BENCH_CASES    comma-separated case ids (all)                     per case (30; quick 3)
   KILN           the kiln driver (build/kiln)         BENCH_RESULTS output folder
                                                                     (bench/results)
+  BENCH_DECODE_STEPS  greedy steps per round of the decode case (32)
 """
 
 import ctypes
@@ -81,6 +85,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import cases  # noqa: E402  (imports tests/reference/common.py, which sets 1 thread)
+import decode  # noqa: E402  (the decode case, gpt2-decode: ms per generated token)
 import report  # noqa: E402
 
 torch.set_num_threads(THREADS)
@@ -556,12 +561,12 @@ def indent(text, pre="      "):
 def main():
     now = datetime.datetime.now().astimezone()
     os.makedirs(WORK, exist_ok=True)
-    selected = [c for c in cases.CASES
-                if not os.environ.get("BENCH_CASES")
-                or c["id"] in os.environ["BENCH_CASES"].split(",")]
-    if not selected:
+    wanted = [x for x in os.environ.get("BENCH_CASES", "").split(",") if x.strip()]
+    selected = [c for c in cases.CASES if not wanted or c["id"] in wanted]
+    run_decode = not wanted or decode.CASE_ID in wanted
+    if not selected and not run_decode:
         sys.exit("bench: BENCH_CASES names no case; known: " +
-                 ", ".join(c["id"] for c in cases.CASES))
+                 ", ".join([c["id"] for c in cases.CASES] + [decode.CASE_ID]))
 
     out = {"date": now.strftime("%Y-%m-%d"), "time": now.isoformat(timespec="seconds"),
            "quick": QUICK, "threads": THREADS,
@@ -632,6 +637,17 @@ def main():
                                  "status": "ERROR", "reason": "harness error",
                                  "notes": [f"harness error: {e}"],
                                  "systems": {}})
+
+    # The decode case (decode.py): ms per generated token, after the others.
+    if run_decode:
+        try:
+            out["decode"] = decode.run(KILN, THREADS, QUICK, ROUNDS, bw, WORK, say,
+                                       meter=lambda pids: LoadMeter(pids=pids))
+        except Exception as e:  # reported like a broken case
+            traceback.print_exc()
+            out["decode"] = {"id": decode.CASE_ID, "title": decode.title(QUICK),
+                             "status": "ERROR", "reason": "harness error",
+                             "notes": [f"harness error: {e}"], "systems": {}}
 
     out["report"] = report.format_all(out)
     say("\n" + out["report"])

@@ -213,10 +213,12 @@ def write_case_files(case, params, module, inputs, work):
 
 
 def run_torch(module, inputs):
-    """One forward pass of `module` under inference_mode; returns name -> tensor."""
+    """One forward pass of `module` under inference_mode; returns output name -> tensor, for
+    the names in module.OUTPUTS (GPT2 also returns its past_key_values, which no case uses)."""
     tin = {k: torch.from_numpy(v) for k, v in inputs.items()}
     with torch.inference_mode():
-        return module(**tin)
+        out = module(**tin)
+    return {k: out[k] for k in module.OUTPUTS}
 
 
 def run_float64(module, inputs):
@@ -226,4 +228,4 @@ def run_float64(module, inputs):
     m64 = copy.deepcopy(module).double()
     with torch.inference_mode():
         out = m64(**{k: torch.from_numpy(v) for k, v in inputs.items()})
-    return {k: v.numpy() for k, v in out.items()}
+    return {k: out[k].numpy() for k in module.OUTPUTS}

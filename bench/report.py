@@ -10,6 +10,10 @@ Everything here reads the result dict bench.py builds (the same dict the JSON fi
                                            best_ms, gflops, share_of_peak, cores, rounds),
                                            "floor" (the roofline time), "check" (errors),
                                            "status" ("ok" or "FAILED"), "targets"
+  out["decode"]                            the decode case (decode.py): "systems" (kiln, torch,
+                                           ort: ms_per_token and prefill, each median_ms and
+                                           best_ms; rounds), "floor" (ms_per_token at the
+                                           read bandwidth), "check", "ids", "targets"
 
 The SVG is written by hand (no plotting library on the machine): one group of horizontal
 bars per case, median time on a log scale, so a system 100x slower than another still shows.
@@ -151,6 +155,61 @@ def format_case(c, peak):
     return "\n".join(lines)
 
 
+def format_decode(d):
+    """The decode case (bench/decode.py): ms per generated token and prefill ms per system,
+    kiln's ratios, the bandwidth floor and the targets."""
+    lines = [f"{d['title']}   [{d['id']}]   status: {d['status']}"
+             + (f" ({d['reason']})" if d.get("reason") else "")]
+    if d["status"] == "ERROR":
+        return "\n".join(lines + ["   " + n for n in d["notes"]])
+    f = d["floor"]
+    lines.append(f"   batch 1, a {d['prompt']}-token prefill then {d['steps']} greedy steps of one "
+                 f"token; every step reads {d['weight_bytes'] / 2**20:.0f} MiB of weight "
+                 f"matrices (the tied LM head included; the key/value cache adds "
+                 f"{d['cache_bytes_last_step'] / 2**20:.1f} MiB by the last step)")
+    lines.append(f"   floor {f['ms_per_token']:.2f} ms/token: those weights read once at "
+                 f"{f['bandwidth_gbs']:.1f} GB/s (bench/stream.c's median trial, this run; "
+                 f"{f['ms_per_token_at_best_trial']:.2f} ms at its best trial, "
+                 f"{f['best_trial_gbs']:.1f} GB/s)")
+    lines.append(f"   {'system':<14}{'ms/token':>10}{'best':>8}{'tok/s':>8}{'kiln/x':>8}"
+                 f"{'prefill ms':>12}{'best':>9}{'kiln/x':>8}{'cores':>7}{'steps':>7}")
+    k = d["systems"].get("kiln")
+    for s in ("kiln", "torch", "ort"):
+        x = d["systems"].get(s)
+        if not x:
+            lines.append(f"   {NAMES[s]:<14}{'-':>10}  (not timed)")
+            continue
+        t, p = x["ms_per_token"], x["prefill"]
+        r = pr = ""
+        if k and s != "kiln":
+            r = f"{k['ms_per_token']['median_ms'] / t['median_ms']:.2f}x"
+            pr = f"{k['prefill']['median_ms'] / p['median_ms']:.2f}x"
+        lines.append(f"   {NAMES[s]:<14}{t['median_ms']:10.2f}{t['best_ms']:8.2f}"
+                     f"{x['tokens_per_s']:8.1f}{r:>8}{p['median_ms']:12.2f}{p['best_ms']:9.2f}"
+                     f"{pr:>8}{x['cores']:7.2f}{x['steps']:7d}")
+    kf = f"{k['ratio_vs_floor']:.2f}x" if k else ""
+    lines.append(f"   {'floor':<14}{f['ms_per_token']:10.2f}{'':8}"
+                 f"{1e3 / f['ms_per_token']:8.1f}{kf:>8}")
+    parts = []
+    for peer, label in (("ort", NAMES["ort"]), ("floor", "the bandwidth floor")):
+        x = d.get("targets", {}).get(peer)
+        if x and x["ratio"] is not None:
+            parts.append(f"<= {x['target']:.2f}x {label}: "
+                         f"{'met' if x['met'] else 'not met'} ({x['ratio']:.2f}x)")
+    if parts:
+        lines.append("   targets: " + "; ".join(parts)
+                     + ("  [FAILED check: no win counted]" if d["status"] != "ok" else ""))
+    load = d.get("load")
+    if load:
+        lines.append(f"   load: other processes used {load['other_cores']:.2f} cores on average "
+                     f"during the timing rounds{' (NOISY)' if load['other_cores'] > 0.25 else ''}"
+                     f"; hypervisor steal {load['steal_cores']:.2f}")
+    for n in d.get("notes", []):
+        ls = n.splitlines() or [""]
+        lines.append("   note: " + next((x for x in ls if "error" in x), ls[0]).strip()[:300])
+    return "\n".join(lines)
+
+
 def format_all(out):
     lines = [f"kiln benchmark, {out['time']}",
              machine_line(out),
@@ -166,6 +225,9 @@ def format_all(out):
     for c in out["cases"]:
         lines.append("")
         lines.append(format_case(c, out["peak"]["gflops"]))
+    if out.get("decode"):
+        lines.append("")
+        lines.append(format_decode(out["decode"]))
     return "\n".join(lines)
 
 
@@ -211,9 +273,28 @@ def svg_label(c, s):
               if f"ratio_vs_{p}" in d]
         if rs:
             text += " = " + ", ".join(rs)
-    if d:
+    if d and "share_of_peak" in d:
         text += f"; {100 * d['share_of_peak']:.1f}% of peak"
+    elif d and "share_of_bandwidth" in d:          # the decode case: memory-bound
+        text += f"; {100 * d['share_of_bandwidth']:.0f}% of bandwidth"
     return text
+
+
+def decode_chart_case(d):
+    """The decode case (decode.py) in the shape write_svg draws: ms per token as the bars,
+    the bandwidth floor as the floor; None if it has nothing to draw."""
+    if d.get("status") == "ERROR" or not d.get("floor"):
+        return None
+    systems = {}
+    for s, x in d["systems"].items():
+        systems[s] = {"median_ms": x["ms_per_token"]["median_ms"],
+                      "share_of_bandwidth": x["share_of_bandwidth"]}
+        for p in ("torch", "ort"):
+            if f"ratio_vs_{p}" in x:
+                systems[s][f"ratio_vs_{p}"] = x[f"ratio_vs_{p}"]
+    return {"title": d["title"] + ": ms per generated token", "status": d["status"],
+            "reason": d.get("reason", ""), "load": d.get("load", {}), "systems": systems,
+            "floor": {"ms": d["floor"]["ms_per_token"], "bound": "memory"}}
 
 
 def write_svg(out, path):
@@ -223,6 +304,8 @@ def write_svg(out, path):
     bar_h, gap, group_gap = 18, 4, 26
     rows = ("kiln", "torch", "ort", "floor")
     cs = [c for c in out["cases"] if c.get("floor")]
+    if out.get("decode") and decode_chart_case(out["decode"]):
+        cs.append(decode_chart_case(out["decode"]))
     values = []
     for c in cs:
         values.append(c["floor"]["ms"])

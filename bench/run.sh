@@ -2,6 +2,7 @@
 # bench/run.sh: `make bench`, kiln's benchmark against PyTorch and ONNX Runtime.
 #
 #   bash bench/run.sh                     full sizes: BERT-base seq 128 and 512, GPT-2 small
+#                                         prefill, and GPT-2 small decode (ms per token)
 #   BENCH_QUICK=1 bash bench/run.sh       2 layers, width 128: a smoke run in a minute or two
 #
 # A benchmark, not a test: it measures and reports (bench/results/<date>.json and .svg;
