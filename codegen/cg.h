@@ -3,8 +3,9 @@
  * cg_emit_model() is the entry point, called by the driver after the pass pipeline (whose
  * last pass, plan-memory, fixed every activation's arena offset).  The file it writes
  * includes only kiln_rt.h and holds: a header comment, an enum of the spec's params, the
- * folded constants, one kernel function per computing IR node, forward() calling them in
- * graph order, and the kiln_model the runtime's main() runs (docs/codegen.md).
+ * folded constants, one kernel function per computing IR node (nodes with identical kernels,
+ * such as a repeat block's layers, share one), forward() calling them in graph order, and the
+ * kiln_model the runtime's main() runs (docs/codegen.md).
  *
  * Sections follow the files that define them:
  *   writer.c               the text buffer, C literals, symbolic sizes (Mono), loop nests
@@ -22,10 +23,26 @@
 
 #include "ir.h"
 
+// CgProfile: what a --profile build knows of the machine, for the roofline bound the binary
+// prints next to each kernel's time (profile.c).  All zero: no figures, times only.
+typedef struct {
+    double peak_gflops_1, peak_gflops;      // FP32 FMA peak on 1 thread and on `threads`
+    double bandwidth_gbs_1, bandwidth_gbs;  // read bandwidth on 1 thread and on `threads`
+    int threads;            // 0: the figures hold for any thread count (given as flags)
+    const char *source;     // where they came from, for the table (no machine paths)
+} CgProfile;
+
 typedef struct {
     const char *command;    // the kiln command line that produced the file, for the header
                             // comment (kiln adds no absolute paths); NULL: none
     const char *isa;        // "scalar" (or "native", NULL): plain C that clang vectorizes
+    const CgProfile *profile;   // --profile: time every kernel call (profile.c); NULL: a
+                                // normal build, whose text never depends on this file
+    const char **kernel_of;     // when set, [g->n_nodes] filled with the kernel function
+                                // forward() calls for each node (xstrdup'd, the caller frees),
+                                // NULL for nodes without one (kiln build --report)
+    bool dump;                  // --dump: forward() hands every value to kiln_dump_node
+                                // (dump.c); false: a normal build, which has none of it
 } CgOptions;
 
 // Write the C file of g to `out`.  Requires plan-memory to have run (Node.offset and
@@ -121,7 +138,49 @@ typedef struct Cg {
     int n_packs;
     int *pack_of;               // [g->n_nodes] index into packs of a matmul's b, or -1
     int64_t packed_bytes;       // all packs, each 64-byte aligned
+    unsigned math[2];           // CG_MATH_* bits: the math functions some kernel calls, [0] on
+                                // one float (s_tanh, ...), [1] on vectors (V_TANH, ...)
+    int *dump_at;               // --dump: [n_nodes] index in model_dump of the first entry
+                                // node i adds, -1: none (dump.c; in tmp, made on first use)
 } Cg;
+
+/* ---------------------------------------------------------------------------------------
+ * profile.c: the timing a --profile build adds (CgOptions.profile); nothing otherwise
+ */
+
+// After the kernels, before forward(): the kernels' table (kiln_prof, kiln_rt.h), the cost
+// function that gives each kernel's FLOPs and bytes at a run's dims, and one macro per kernel
+// function, named after it, that times its calls in forward().  kname[i]: the function node
+// i calls (NULL: none); kfail[i]: it returns int.
+void cg_emit_profile(Cg *cg, const char *const *kname, const bool *kfail, Buf *b);
+// After forward(): kiln_profile_forward, which kiln_model.forward names in a profile build,
+// and the destructor that prints the table when the program exits.
+void cg_emit_profile_forward(Cg *cg, Buf *b);
+
+/* ---------------------------------------------------------------------------------------
+ * dump.c: what a --dump build adds (CgOptions.dump); nothing otherwise
+ */
+
+// The spec node whose value node n holds: the last one it implements (Node.origins), which
+// is n itself for a plain node, the last element-wise op of its epilogue, or the final
+// matmul of a fused attention.  Its name is the value's name in a dump.
+const Origin *cg_value_origin(const Node *n);
+// Before forward(): model_dump, the table of every value forward() dumps (kiln_dump_entry,
+// kiln_rt.h), in the order it dumps them.  kname[i]: the kernel function of node i (NULL:
+// none); var[i]: the name forward() gives node i's storage.
+void cg_emit_dump_table(Cg *cg, const char *const *kname, Buf *b);
+// In forward(), after node n's kernel call (or, for a view of a source, at its place): the
+// kiln_dump_node calls of n's value and of the views that share its buffer.  var[i]: what
+// forward() names node i's storage; used[i] is set for every root a call reads.
+void cg_emit_dump_calls(Cg *cg, const Node *n, const char *const *var, bool *used, Buf *body);
+int cg_dump_count(Cg *cg);      // entries in model_dump
+
+// The math functions of the prelude (isa_prelude.c): tanh and gelu without libm calls.
+enum {
+    CG_MATH_TANH = 1,           // s_tanh(x), V_TANH(v)
+    CG_MATH_GELU_TANH = 2,      // s_gelu_tanh(x), V_GELU_TANH(v)
+    CG_MATH_GELU_ERF = 4,       // s_gelu_erf(x), V_GELU_ERF(v)
+};
 
 // Kernel: one kernel function being written.  emit.c sets it up, the op's writer fills body;
 // emit.c then writes the comment block, the signature (only the syms the body used) and body.
@@ -193,9 +252,12 @@ void cg_nest_close(Kernel *k, const Nest *nest, bool brace);
 // "avx512 (AVX-512F + AVX-512VL, FMA), 16 floats per vector", for comments.
 const char *cg_isa_description(Isa isa);
 // The vector vocabulary of cg->isa (VL, V_T, V_LOAD, V_FMA, ...), then, when some matmul is
-// tiled, the GEMM code they share (cg_emit_gemm_support).  Written after the #include.
+// tiled, the GEMM code they share (cg_emit_gemm_support), and attn_expf when there is an
+// attention kernel (cg_emit_attention_support).  Written after the #include.
 void cg_emit_prelude(Cg *cg, Buf *b);
 void cg_emit_gemm_support(Cg *cg, Buf *b);
+// kernels_attention.c: attn_expf, which every attention kernel calls, when there is one.
+void cg_emit_attention_support(Cg *cg, Buf *b);
 
 // CgPack: a weight that tiled matmuls read in panels, packed once at load by the generated
 // prepare() into r->packed: ceil(N / nr) panels of [K][nr] floats, the last zero-padded.
@@ -237,8 +299,11 @@ bool cg_kernel_attention(Kernel *k);       // ATTENTION (kernels_attention.c)
 
 // The C expression of an f32 element-wise op (ADD SUB MUL DIV SCALE RELU TANH GELU) on element
 // expressions a (and b for binary ops), exactly as its standalone kernel computes it; by is
-// SCALE's factor, tanh GELU's form.  Epilogues use it too, so fused and unfused agree.
+// SCALE's factor, tanh GELU's form.  Epilogues use it too, so fused and unfused agree.  TANH
+// and GELU call the prelude's s_tanh, s_gelu_tanh, s_gelu_erf (noted in cg->math).
 const char *cg_f32_expr(Cg *cg, OpKind op, double by, bool tanh, const char *a, const char *b);
+// The vector form of TANH or GELU on the V_T expression v: "V_GELU_TANH(v)", ... (noted too).
+const char *cg_vec_math(Cg *cg, OpKind op, bool tanh, const char *v);
 
 /* ---------------------------------------------------------------------------------------
  * epilogue.c: fused element-wise epilogues (Node.epi, made by fuse-elementwise)
@@ -260,8 +325,9 @@ const char *cg_f32_expr(Cg *cg, OpKind op, double by, bool tanh, const char *a, 
  * The vector form (vec = true) transforms a vector variable v holding V_LANES consecutive
  * elements of one row, flat and col being those of the first lane.  It uses the ISA
  * vocabulary (codegen/isa_prelude.c): V_LOAD(p), V_STORE(p, v), V_SET1(x), V_ADD, V_SUB,
- * V_MUL, V_DIV, V_MAX(a, b), V_LANES; tanh, gelu and a scale by a factor that is not a
- * float run lane by lane through the scalar expression, so every ISA rounds as scalar code.
+ * V_MUL, V_DIV, V_MAX(a, b), V_LANES, V_TANH, V_GELU_TANH, V_GELU_ERF (whose lanes have the
+ * bits of the scalar form's s_tanh, ...); a scale by a factor that is not a float runs lane
+ * by lane through the scalar expression, so every ISA rounds as scalar code.
  */
 enum {
     CG_EPI_FLAT = 1,    // some operand is read at [flat]

@@ -8,7 +8,9 @@
  *   enums             the spec's whole-number params; one NAME_MAX bound per symbolic dim
  *   constants         static const arrays of the folded OP_CONST values that are read
  *   kernels           one static function per computing node, in graph order, each with a
- *                     comment naming the node, its spec line, attributes, shapes and place
+ *                     comment naming the node, its spec line, attributes, shapes and place;
+ *                     nodes whose kernels are the same text (a repeat block's layers) share
+ *                     the first one's (share_kernels)
  *   forward()         binds syms, weights, inputs and arena pointers; calls every kernel;
  *                     copies the outputs out
  *   kiln_model        the static description the runtime checks files against, and main()
@@ -93,6 +95,9 @@ typedef struct {
     int n_names, cap_names;
     const char **sym_max;       // [n_syms] enum name of each symbolic dim's bound
     const char **kname;         // [n_nodes] kernel function of a computing node
+    int *kfirst;                // [n_nodes] the node whose kernel a computing node calls: the
+                                // first with the same kernel text (share_kernels), or itself
+    int *kcalls;                // [n_nodes] of a first node: how many nodes call its kernel
     const char **var;           // [n_nodes] forward()'s name for the node's own storage
     bool *in_enum;              // [n_params] the param is in the generated enum
     const Node **weights;       // model_weights: the first OP_WEIGHT node of each tensor
@@ -229,15 +234,18 @@ static void check_planned(const Graph *g)
 }
 
 // Name everything in a fixed order, so that earlier (more visible) names win clashes:
-// symbolic dims, their bounds, params (exact names only), kernels, constants, weights,
-// inputs, activations.
-static void name_everything(Emit *E)
+// symbolic dims, their bounds, params (exact names only) here, before the kernels are built
+// (their bodies use the dims' names); then, once share_kernels has grouped them, kernels,
+// constants, weights, inputs, activations (name_values).
+static void name_dims(Emit *E)
 {
     const Graph *g = E->g;
     static const char *const fixed[] = {"forward", "model", "model_syms", "model_inputs",
                                         "model_outputs", "model_weights",
                                         "model_weight_prefixes", "main", "argc", "argv",
-                                        "prepare", "attn_expf"};
+                                        "prepare", "attn_expf", "v_pow2", "s_pow2", "v_exp",
+                                        "s_exp", "v_tanh", "s_tanh", "v_erf", "s_erf",
+                                        "v_gelu_tanh", "s_gelu_tanh", "v_gelu_erf", "s_gelu_erf"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         take(E, fixed[i]);
     for (int s = 0; s < g->n_syms; s++)
@@ -253,9 +261,36 @@ static void name_everything(Emit *E)
         if (E->in_enum[p])
             take(E, pr->name);
     }
+}
+
+// name without its repeat indices, the all-digit components after the first ("h.0.attn.qk"
+// -> "h.attn.qk"): the name of a kernel that several layers share.
+static const char *without_repeat_index(Cg *cg, const char *name)
+{
+    Buf b = {0};
+    for (const char *p = name; *p;) {
+        size_t len = strcspn(p, ".");
+        bool index = p != name && len && p[len] == '.' && strspn(p, "0123456789") == len;
+        if (!index)
+            bprintf(&b, "%s%.*s", b.len ? "." : "", (int)len, p);
+        p += len + (p[len] == '.');
+    }
+    const char *s = cg_fmt(cg, "%s", bstr(&b));
+    bfree(&b);
+    return s;
+}
+
+static void name_values(Emit *E)
+{
+    const Graph *g = E->g;
+    for (int i = 0; i < g->n_nodes; i++)    // one name per kernel function, in graph order
+        if (computes(&g->nodes[i]) && E->kfirst[i] == i)
+            E->kname[i] = claim(E, "k_", E->kcalls[i] > 1
+                                             ? without_repeat_index(&E->cg, g->nodes[i].name)
+                                             : g->nodes[i].name, false);
     for (int i = 0; i < g->n_nodes; i++)
         if (computes(&g->nodes[i]))
-            E->kname[i] = claim(E, "k_", g->nodes[i].name, false);
+            E->kname[i] = E->kname[E->kfirst[i]];
     for (int i = 0; i < g->n_nodes; i++)
         if (!g->nodes[i].dead && g->nodes[i].op == OP_CONST)
             E->var[i] = claim(E, "c_", g->nodes[i].name, false);
@@ -470,12 +505,126 @@ static const char *attr_text(Cg *cg, const Node *n)
     return s;
 }
 
+static const char *layer_of(Cg *cg, const char *name);
+
+// "h.1 .. h.11", "h.1, h.3 .. h.5": layers (layer_of) in graph order, a run of three or more
+// consecutive indices under one prefix written as its ends.
+static void layer_ranges(Buf *t, const char *const *layers, int n)
+{
+    for (int i = 0; i < n;) {
+        const char *dot = strrchr(layers[i], '.');
+        size_t pre = dot ? (size_t)(dot - layers[i]) + 1 : 0;
+        long at = strtol(layers[i] + pre, NULL, 10);
+        int j = i + 1;
+        while (j < n && strncmp(layers[j], layers[i], pre) == 0 && !strchr(layers[j] + pre, '.') &&
+               strtol(layers[j] + pre, NULL, 10) == at + (j - i))
+            j++;
+        if (j - i >= 3)
+            bprintf(t, "%s%s .. %s", i ? ", " : "", layers[i], layers[j - 1]);
+        else
+            for (int m = i; m < j; m++)
+                bprintf(t, "%s%s", m ? ", " : "", layers[m]);
+        i = j;
+    }
+}
+
+// Whether a line may break at the space at s: not inside a range "h.1 .. h.11".
+static bool breaks(const char *s)
+{
+    return *s == ' ' && strncmp(s, " ..", 3) != 0 && strncmp(s - 2, "..", 2) != 0;
+}
+
+// " *   also called for  text" (the label on the first line only), the text broken at a
+// space where it would pass column 100, continuing under its start.
+static void also_line(Cg *cg, Buf *b, bool first, const char *text)
+{
+    bprintf(b, " *   %-17s", first ? "also called for" : "");
+    const int room = 100 - 22;
+    const char *p = text;
+    while ((int)strlen(p) > room) {
+        const char *cut = p + room;
+        while (cut > p && !breaks(cut))
+            cut--;
+        if (cut == p)
+            for (cut = p + room; *cut && !breaks(cut); cut++)
+                ;
+        if (!*cut)
+            break;      // no place to break: leave the line long
+        bcomment_text(b, cg_fmt(cg, "%.*s", (int)(cut - p), p));
+        bprintf(b, "\n *%20s", "");
+        p = cut + strspn(cut, " ");
+    }
+    bcomment_text(b, p);
+    bputs(b, "\n");
+}
+
+// The comment lines naming the other nodes that call first node n's kernel, one per spec
+// node: n's own node in other layers ("the same node in h.1 .. h.11"), then each other node
+// with its spec place and the layers it repeats in, in graph order.
+static void kernel_callers(Emit *E, const Node *n, Buf *b)
+{
+    Cg *cg = &E->cg;
+    const Graph *g = E->g;
+    int nc = E->kcalls[n->id], n_stems = 1, n_others = 0;
+    const char **stem = xmalloc(sizeof *stem * (size_t)nc);    // a spec node: name without
+    const Node **head = xmalloc(sizeof *head * (size_t)nc);    // its index, its first node
+    const char **layer = xmalloc(sizeof *layer * (size_t)nc);  // of each later node: its
+    int *of = xmalloc(sizeof *of * (size_t)nc);                // layer and spec node
+    stem[0] = without_repeat_index(cg, n->name);
+    head[0] = n;
+    for (int i = n->id + 1; i < g->n_nodes; i++) {
+        const Node *m = &g->nodes[i];
+        if (!computes(m) || E->kfirst[i] != n->id)
+            continue;
+        const char *s = without_repeat_index(cg, m->name);
+        int k = 0;
+        while (k < n_stems && strcmp(stem[k], s) != 0)
+            k++;
+        if (k == n_stems) {
+            stem[n_stems] = s;
+            head[n_stems++] = m;
+        } else {
+            const char *l = layer_of(cg, m->name);
+            layer[n_others] = l ? l : m->name;
+            of[n_others++] = k;
+        }
+    }
+    const char **mine = xmalloc(sizeof *mine * (size_t)nc);
+    bool first = true;
+    for (int k = 0; k < n_stems; k++) {
+        int nl = 0;
+        for (int i = 0; i < n_others; i++)
+            if (of[i] == k)
+                mine[nl++] = layer[i];
+        if (k == 0 && nl == 0)
+            continue;
+        Buf t = {0};
+        if (k > 0)
+            bprintf(&t, "%s  %s%s", head[k]->name, place(cg, head[k]->loc), nl ? "  and " : "");
+        if (nl)
+            bputs(&t, "the same node in ");
+        layer_ranges(&t, mine, nl);
+        also_line(cg, b, first, bstr(&t));
+        first = false;
+        bfree(&t);
+    }
+    free(mine);
+    free(stem);
+    free(head);
+    free(layer);
+    free(of);
+}
+
 static void kernel_comment(Emit *E, const Kernel *k, Buf *b)
 {
     Cg *cg = &E->cg;
     const Graph *g = E->g;
     const Node *n = k->n;
-    bprintf(b, "/* %s\n *   ", E->kname[n->id]);
+    if (E->kcalls[n->id] > 1)
+        bprintf(b, "/* %s  (%d nodes call it: the first is described here)\n *   ",
+                E->kname[n->id], E->kcalls[n->id]);
+    else
+        bprintf(b, "/* %s\n *   ", E->kname[n->id]);
     bcomment_text(b, cg_fmt(cg, "%%%d %s  %s  %s%s", n->id, op_name(n->op), n->name,
                             place(cg, n->loc), attr_text(cg, n)));
     bputs(b, "\n");
@@ -507,63 +656,74 @@ static void kernel_comment(Emit *E, const Kernel *k, Buf *b)
     bprintf(b, " *   out  %s at arena + 0x%llx (%lld bytes at the bounds)\n",
             type_text(cg, &n->type), (unsigned long long)n->offset, (long long)value_bytes(n));
     bputs(b, bstr(&k->notes));
+    if (E->kcalls[n->id] > 1)
+        kernel_callers(E, n, b);
     bputs(b, " */\n");
 }
 
-static bool emit_kernel(Emit *E, const Node *n, Buf *b)
+static void kernel_free(Kernel *k)
+{
+    bfree(&k->body);
+    bfree(&k->notes);
+    bfree(&k->helpers);
+}
+
+// Build node n's kernel, its function called `name`, into *k (body, helpers, notes, the
+// syms it takes, whether it can fail or takes r).  Reports what it cannot lower; false then,
+// with nothing left to free.
+static bool build_kernel(Emit *E, const Node *n, const char *name, Kernel *k)
 {
     const Graph *g = E->g;
-    Kernel k;
-    memset(&k, 0, sizeof k);
-    k.cg = &E->cg;
-    k.n = n;
-    k.name = E->kname[n->id];
-    k.out = "out";
-    k.body.indent = 1;
+    memset(k, 0, sizeof *k);
+    k->cg = &E->cg;
+    k->n = n;
+    k->name = name;
+    k->out = "out";
+    k->body.indent = 1;
     for (int i = 0; i < n->n_in; i++)
-        k.in[i] = &g->nodes[n->in[i]];
+        k->in[i] = &g->nodes[n->in[i]];
     switch (n->op) {
     case OP_ADD:
     case OP_SUB:
     case OP_DIV:
     case OP_MUL:
     case OP_MATMUL:
-        k.arg[0] = "a";
-        k.arg[1] = "b";
+        k->arg[0] = "a";
+        k->arg[1] = "b";
         break;
     case OP_LAYER_NORM:
-        k.arg[0] = "x";
-        k.arg[1] = "gamma";
-        k.arg[2] = "beta";
+        k->arg[0] = "x";
+        k->arg[1] = "gamma";
+        k->arg[2] = "beta";
         break;
     case OP_GATHER:
-        k.arg[0] = "table";
-        k.arg[1] = "ids";
+        k->arg[0] = "table";
+        k->arg[1] = "ids";
         break;
     case OP_CACHE_WRITE:
-        k.arg[0] = "state";     // not passed: the kernel writes through out (first_kernel_input)
-        k.arg[1] = "x";
+        k->arg[0] = "state";    // not passed: the kernel writes through out (first_kernel_input)
+        k->arg[1] = "x";
         break;
     case OP_CONCAT:
         for (int i = 0; i < ir_op_inputs(n); i++)
-            k.arg[i] = cg_fmt(&E->cg, "x%d", i);
+            k->arg[i] = cg_fmt(&E->cg, "x%d", i);
         break;
     case OP_ATTENTION:
-        k.arg[0] = "q";
-        k.arg[1] = "k";
-        k.arg[2] = "v";
-        k.arg[3] = "mask";
+        k->arg[0] = "q";
+        k->arg[1] = "k";
+        k->arg[2] = "v";
+        k->arg[3] = "mask";
         break;
     default:
         if (ir_op_inputs(n) == 1)
-            k.arg[0] = "x";
+            k->arg[0] = "x";
         else if (ir_op_inputs(n))
-            KILN_BUG("emit_kernel: no argument names for %s", op_name(n->op));
+            KILN_BUG("build_kernel: no argument names for %s", op_name(n->op));
     }
 
-    E->cg.sym_used = &k.syms;
+    E->cg.sym_used = &k->syms;
     bool ok = false;
-    cg_epilogue_begin(&k);      // fuse-elementwise: names the operands e1, e2, ...
+    cg_epilogue_begin(k);       // fuse-elementwise: names the operands e1, e2, ...
     switch (n->op) {
     case OP_ADD:
     case OP_SUB:
@@ -573,56 +733,122 @@ static bool emit_kernel(Emit *E, const Node *n, Buf *b)
     case OP_RELU:
     case OP_TANH:
     case OP_GELU:
-    case OP_CAST: ok = cg_kernel_elementwise(&k); break;
-    case OP_CAUSAL_MASK: ok = cg_kernel_causal_mask(&k); break;
-    case OP_ARANGE: ok = cg_kernel_arange(&k); break;
-    case OP_SOFTMAX: ok = cg_kernel_softmax(&k); break;
-    case OP_LAYER_NORM: ok = cg_kernel_layer_norm(&k); break;
-    case OP_MATMUL: ok = cg_kernel_matmul(&k); break;
-    case OP_TRANSPOSE: ok = cg_kernel_transpose(&k); break;
-    case OP_SLICE: ok = cg_kernel_slice(&k); break;
-    case OP_CONCAT: ok = cg_kernel_concat(&k); break;
-    case OP_GATHER: ok = cg_kernel_gather(&k); break;
-    case OP_CACHE_WRITE: ok = cg_kernel_cache_write(&k); break;
-    case OP_ATTENTION: ok = cg_kernel_attention(&k); break;
+    case OP_CAST: ok = cg_kernel_elementwise(k); break;
+    case OP_CAUSAL_MASK: ok = cg_kernel_causal_mask(k); break;
+    case OP_ARANGE: ok = cg_kernel_arange(k); break;
+    case OP_SOFTMAX: ok = cg_kernel_softmax(k); break;
+    case OP_LAYER_NORM: ok = cg_kernel_layer_norm(k); break;
+    case OP_MATMUL: ok = cg_kernel_matmul(k); break;
+    case OP_TRANSPOSE: ok = cg_kernel_transpose(k); break;
+    case OP_SLICE: ok = cg_kernel_slice(k); break;
+    case OP_CONCAT: ok = cg_kernel_concat(k); break;
+    case OP_GATHER: ok = cg_kernel_gather(k); break;
+    case OP_CACHE_WRITE: ok = cg_kernel_cache_write(k); break;
+    case OP_ATTENTION: ok = cg_kernel_attention(k); break;
     default: ok = cg_unsupported(&E->cg, n, "no kernel for %s", op_name(n->op)); break;
     }
-    if (ok && n->n_epi > 0 && !k.epi_applied)     // never drop an epilogue silently
+    if (ok && n->n_epi > 0 && !k->epi_applied)    // never drop an epilogue silently
         ok = cg_unsupported(&E->cg, n, "the %s kernel does not apply the %d fused element-wise "
                             "op%s after it", op_name(n->op), n->n_epi, n->n_epi == 1 ? "" : "s");
     E->cg.sym_used = NULL;
     if (!ok) {
-        bfree(&k.body);
-        bfree(&k.notes);
-        bfree(&k.helpers);
+        kernel_free(k);
         return false;
     }
-    if (k.can_fail)
-        bline(&k.body, "return 0;");
-    E->ksyms[n->id] = k.syms;
-    E->kfail[n->id] = k.can_fail;
-    E->krun[n->id] = k.can_fail || k.needs_run;
-    bputs(b, bstr(&k.helpers));
+    if (k->can_fail)
+        bline(&k->body, "return 0;");
+    return true;
+}
 
-    kernel_comment(E, &k, b);
+// The kernel's code: its helper functions, then (after `comment`, if any) its signature
+// (only the syms the body uses) and body.  A kernel that several nodes call is noinline:
+// clang would otherwise paste a copy into forward() at every call (BERT's 25 layer norms),
+// which undoes the sharing's saving in compile time and gains nothing at run time.
+static void kernel_code(Emit *E, Kernel *k, const char *comment, bool shared, Buf *b)
+{
+    const Graph *g = E->g;
+    const Node *n = k->n;
+    bputs(b, bstr(&k->helpers));
+    if (comment)
+        bputs(b, comment);
     const char *params[KILN_MAX_IN + CG_MAX_SYMS + 2];
     int np = 0;
-    if (k.can_fail || k.needs_run)
+    if (k->can_fail || k->needs_run)
         params[np++] = "kiln_run *r";
     for (int i = first_kernel_input(n); i < n->n_in; i++)
-        params[np++] = cg_fmt(&E->cg, "const %s *restrict %s", cg_ctype(k.in[i]->type.dtype),
-                              k.arg[i]);
-    params[np++] = cg_fmt(&E->cg, "%s *restrict %s", cg_ctype(n->type.dtype), k.out);
+        params[np++] = cg_fmt(&E->cg, "const %s *restrict %s", cg_ctype(k->in[i]->type.dtype),
+                              k->arg[i]);
+    params[np++] = cg_fmt(&E->cg, "%s *restrict %s", cg_ctype(n->type.dtype), k->out);
     for (int s = 0; s < g->n_syms; s++)
-        if (k.syms & (1u << s))
+        if (k->syms & (1u << s))
             params[np++] = cg_fmt(&E->cg, "int64_t %s", E->cg.sym_var[s]);
-    blist(b, cg_fmt(&E->cg, "static %s %s(", k.can_fail ? "int" : "void", E->kname[n->id]), params,
-          np, ")");
-    bprintf(b, "{\n%s}\n\n", bstr(&k.body));
-    bfree(&k.body);
-    bfree(&k.notes);
-    bfree(&k.helpers);
-    return true;
+    blist(b, cg_fmt(&E->cg, "static %s%s %s(", shared ? "__attribute__((noinline)) " : "",
+                    k->can_fail ? "int" : "void", k->name), params, np, ")");
+    bprintf(b, "{\n%s}\n\n", bstr(&k->body));
+}
+
+// Build every computing node's kernel under one stand-in name and let identical ones share
+// a function: a node whose kernel code (helpers, signature and body, its own name aside)
+// equals an earlier node's calls that node's kernel (E->kfirst, E->kcalls).  Layers of a
+// repeat block are the usual case: their kernels differ only in their names.  Also records
+// what forward() needs of each kernel (E->ksyms, kfail, krun).  Reports what it cannot
+// lower; returns whether everything was.
+static bool share_kernels(Emit *E)
+{
+    const Graph *g = E->g;
+    size_t nn = (size_t)(g->n_nodes ? g->n_nodes : 1);
+    char **code = xcalloc(nn, sizeof *code);       // of each first node
+    uint64_t *hash = xcalloc(nn, sizeof *hash);
+    bool ok = true;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const Node *n = &g->nodes[i];
+        if (!computes(n))
+            continue;
+        Kernel k;
+        if (!build_kernel(E, n, "k_", &k)) {
+            ok = false;
+            continue;
+        }
+        E->ksyms[i] = k.syms;
+        E->kfail[i] = k.can_fail;
+        E->krun[i] = k.can_fail || k.needs_run;
+        Buf c = {0};
+        kernel_code(E, &k, NULL, false, &c);
+        kernel_free(&k);
+        uint64_t h = 14695981039346656037ull;   // FNV-1a
+        for (const char *p = bstr(&c); *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        E->kfirst[i] = i;
+        for (int j = 0; j < i && E->kfirst[i] == i; j++)
+            if (code[j] && hash[j] == h && strcmp(code[j], bstr(&c)) == 0)
+                E->kfirst[i] = j;
+        E->kcalls[E->kfirst[i]]++;
+        if (E->kfirst[i] == i) {
+            code[i] = c.data;
+            hash[i] = h;
+        } else {
+            bfree(&c);
+        }
+    }
+    for (size_t i = 0; i < nn; i++)
+        free(code[i]);
+    free(code);
+    free(hash);
+    return ok;
+}
+
+// Write the kernel of first node n (share_kernels) under its name: helpers, the comment
+// block, the function.
+static void emit_kernel(Emit *E, const Node *n, Buf *b)
+{
+    Kernel k;
+    if (!build_kernel(E, n, E->kname[n->id], &k))
+        KILN_BUG("emit_kernel: '%s' was built once and now is not", n->name);
+    Buf comment = {0};
+    kernel_comment(E, &k, &comment);
+    kernel_code(E, &k, bstr(&comment), E->kcalls[n->id] > 1, b);
+    bfree(&comment);
+    kernel_free(&k);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -668,8 +894,11 @@ static void emit_forward(Emit *E, Buf *b)
     const char *layer = NULL;
     for (int i = 0; i < g->n_nodes; i++) {
         const Node *n = &g->nodes[i];
-        if (!computes(n))
+        if (!computes(n)) {
+            if (cg->opt->dump)      // --dump: a view of a source, at its place (dump.c)
+                cg_emit_dump_calls(cg, n, E->var, E->used, &body);
             continue;
+        }
         const char *l = layer_of(cg, n->name);
         if ((l || layer) && (!l || !layer || strcmp(l, layer) != 0)) {
             if (body.len)
@@ -699,6 +928,8 @@ static void emit_forward(Emit *E, Buf *b)
             blist(&body, cg_fmt(cg, "if (%s(", E->kname[i]), args, na, "))\n        return 1;");
         else
             blist(&body, cg_fmt(cg, "%s(", E->kname[i]), args, na, ");");
+        if (cg->opt->dump)          // --dump: its value, and its views' (dump.c)
+            cg_emit_dump_calls(cg, n, E->var, E->used, &body);
     }
     bputs(&body, "\n");
     for (int o = 0; o < g->n_outputs; o++) {
@@ -902,13 +1133,16 @@ static void emit_model(Emit *E, Buf *b)
             E->n_weights ? "model_weights" : "NULL");
     bprintf(b, "    .n_weight_prefixes = %d,\n    .weight_prefixes = %s,\n", g->n_weight_prefixes,
             g->n_weight_prefixes ? "model_weight_prefixes" : "NULL");
-    bprintf(b, "    .arena_bytes = %lld,\n    .forward = forward,\n", (long long)g->arena_bytes);
+    bprintf(b, "    .arena_bytes = %lld,\n    .forward = %s,\n", (long long)g->arena_bytes,
+            E->cg.opt->profile ? "kiln_profile_forward" : "forward");    // profile.c
     bputs(b, "    .isa = ");
     bc_string(b, isa_name(E->cg.isa), false);
     bputs(b, ",\n");
     if (E->cg.n_packs)
         bprintf(b, "    .packed_bytes = %lld,\n    .prepare = prepare,\n",
                 (long long)E->cg.packed_bytes);
+    if (E->cg.opt->dump)        // dump.c
+        bprintf(b, "    .n_dump = %d,\n    .dump = model_dump,\n", cg_dump_count(&E->cg));
     bputs(b, "};\n\n");
     cg_emit_api(g, b);
     bputs(b, "#ifndef KILN_NO_MAIN   // defined by programs that use the C API above, or #include\n"
@@ -955,17 +1189,21 @@ bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d)
     E.ksyms = xcalloc(nn, sizeof *E.ksyms);
     E.kfail = xcalloc(nn, sizeof *E.kfail);
     E.krun = xcalloc(nn, sizeof *E.krun);
-    name_everything(&E);
+    E.kfirst = xcalloc(nn, sizeof *E.kfirst);
+    E.kcalls = xcalloc(nn, sizeof *E.kcalls);
+    name_dims(&E);
     cg_pack_plan(&E.cg);        // weights the tiled matmuls read packed, and their names
-    for (int p = 0; p < E.cg.n_packs; p++)
-        E.cg.packs[p].var = claim(&E, "pk_", g->nodes[E.cg.packs[p].weight].name, false);
-
     Buf kernels = {0}, file = {0};
-    for (int i = 0; i < g->n_nodes; i++)
-        if (computes(&g->nodes[i]))
-            emit_kernel(&E, &g->nodes[i], &kernels);   // reports what it cannot lower
-    bool ok = diag_count(d) == errors;
+    bool ok = share_kernels(&E) && diag_count(d) == errors;    // reports what it cannot lower
     if (ok) {
+        name_values(&E);
+        for (int i = 0; opt->kernel_of && i < g->n_nodes; i++)     // for kiln build --report
+            opt->kernel_of[i] = computes(&g->nodes[i]) ? xstrdup(E.kname[i]) : NULL;
+        for (int p = 0; p < E.cg.n_packs; p++)
+            E.cg.packs[p].var = claim(&E, "pk_", g->nodes[E.cg.packs[p].weight].name, false);
+        for (int i = 0; i < g->n_nodes; i++)
+            if (computes(&g->nodes[i]) && E.kfirst[i] == i)
+                emit_kernel(&E, &g->nodes[i], &kernels);
         Buf fwd = {0};
         emit_forward(&E, &fwd);     // marks what forward reads: the constants to emit
         emit_header(&E, &file);
@@ -975,7 +1213,13 @@ bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d)
             if (!g->nodes[i].dead && g->nodes[i].op == OP_CONST && E.used[i])
                 emit_constant(&E, &g->nodes[i], &file);
         bputs(&file, bstr(&kernels));
+        if (opt->profile)           // --profile: the timing macros, around forward (profile.c)
+            cg_emit_profile(&E.cg, E.kname, E.kfail, &file);
+        if (opt->dump)              // --dump: the table forward() dumps from (dump.c)
+            cg_emit_dump_table(&E.cg, E.kname, &file);
         bputs(&file, bstr(&fwd));
+        if (opt->profile)
+            cg_emit_profile_forward(&E.cg, &file);
         int *widx = xmalloc(sizeof *widx * nn);     // weight node -> index in model_weights
         for (size_t i = 0; i < nn; i++)
             widx[i] = -1;
@@ -1003,6 +1247,8 @@ bool cg_emit_model(const Graph *g, const CgOptions *opt, FILE *out, Diag *d)
     free(E.ksyms);
     free(E.kfail);
     free(E.krun);
+    free(E.kfirst);
+    free(E.kcalls);
     cg_pack_free(&E.cg);
     free(E.names);
     free(E.weights);

@@ -6,8 +6,8 @@
  * transforming a local `v` in place before the store:
  *
  *     float v = acc;
- *     v = v + e1[n];                                          // add  h.0.mlp.fc    (bias)
- *     v = 0.5f * v * (1.0f + tanhf(0.797884561f * (...)));    // gelu h.0.mlp.act
+ *     v = v + e1[n];                  // add  h.0.mlp.fc    (bias)
+ *     v = s_gelu_tanh(v);             // gelu h.0.mlp.act   (the prelude's math functions)
  *     out[m * 128 + n] = v;
  *
  * Each step is the expression the standalone element-wise kernel would compute
@@ -18,11 +18,12 @@
  * ir_epi_form: the same shape at the output's own index, a last-axis vector at the column,
  * a scalar at 0.
  *
- * The vector form keeps that promise too: + - * / are lane-wise IEEE operations, tanh, gelu
- * and a scale by a double run lane by lane through the scalar expression, and relu is
- * V_MAX(v, 0), which is the scalar `v > 0 ? v : 0` exactly on x86 (MAXPS returns its second
- * operand unless the first is greater); NEON's vmaxq gives NaN for a NaN where scalar code
- * gives 0.
+ * The vector form keeps that promise too: + - * / are lane-wise IEEE operations, tanh and
+ * gelu are V_TANH, V_GELU_TANH, V_GELU_ERF, whose lanes have the bits of s_tanh, ... (the
+ * prelude writes both from one text), a scale by a double runs lane by lane through the
+ * scalar expression, and relu is V_MAX(v, 0), which is the scalar `v > 0 ? v : 0` exactly on
+ * x86 (MAXPS returns its second operand unless the first is greater); NEON's vmaxq gives NaN
+ * for a NaN where scalar code gives 0.
  */
 #include "cg.h"
 
@@ -124,12 +125,11 @@ void cg_epilogue_apply_elems(Kernel *k, const char *v, const char *const *elem)
     }
 }
 
-// Steps the vector form runs lane by lane through the scalar expression: tanhf and erff
-// have no vector form in the vocabulary, and a scale by a double rounds through double.
+// Steps the vector form runs lane by lane through the scalar expression: a scale by a double
+// rounds through double, which the vocabulary has no form for.
 static bool lanewise(const EpiOp *e)
 {
-    return e->op == OP_TANH || e->op == OP_GELU ||
-           (e->op == OP_SCALE && (double)(float)e->by != e->by);
+    return e->op == OP_SCALE && (double)(float)e->by != e->by;
 }
 
 // Vector steps s0 .. s1-1 (all lanewise): spill v, apply them per lane, reload.
@@ -186,6 +186,8 @@ void cg_epilogue_apply(Kernel *k, const char *v, const char *flat, const char *c
                 r = cg_f32_expr(cg, (OpKind)e->op, e->by, e->tanh, v, NULL);
             else if (e->op == OP_RELU)
                 r = cg_fmt(cg, "V_MAX(%s, V_ZERO())", v);   // v > 0 ? v : 0 on x86
+            else if (e->op == OP_TANH || e->op == OP_GELU)
+                r = cg_vec_math(cg, (OpKind)e->op, e->tanh, v);     // the bits of s_tanh, ...
             else {      // OP_SCALE by a float
                 Buf c = {0};
                 bc_float(&c, (float)e->by);

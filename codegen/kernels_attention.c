@@ -54,7 +54,8 @@
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// exp for the softmax's exp(s - max) <= 0, written once per file.  libm's expf is a call per
+// exp for the softmax's exp(s - max) <= 0, written once per file (cg_emit_attention_support,
+// before the kernels).  libm's expf is a call per
 // element; this is plain C that clang vectorizes.  Error: within 2 ulp of expf on [-87.3, 0]
 // (tests/unit/test_attention.c measures it).
 static const char expf_text[] =
@@ -80,6 +81,15 @@ static const char expf_text[] =
     "    memcpy(&two_n, &bits, sizeof two_n);\n"
     "    return x != x ? x : x < -87.3f ? 0.0f : p * two_n;\n"
     "}\n\n";
+
+void cg_emit_attention_support(Cg *cg, Buf *b)
+{
+    for (int i = 0; i < cg->g->n_nodes; i++)
+        if (!cg->g->nodes[i].dead && cg->g->nodes[i].op == OP_ATTENTION) {
+            bputs(b, expf_text);
+            return;
+        }
+}
 
 // "(Sk - Sq)" for the causal offset; NULL when the two are the same dim (offset 0).
 static const char *offset_text(Cg *cg, Mono sk, Mono sq)
@@ -430,11 +440,6 @@ bool cg_kernel_attention(Kernel *k)
     const Graph *g = cg->g;
     const char *job = cg_fmt(cg, "%s_job", k->name), *fn = cg_fmt(cg, "%s_task", k->name);
     Buf *h = &k->helpers;
-    bool first = true;      // the file's first attention kernel also writes attn_expf
-    for (int i = 0; i < n->id && first; i++)
-        first = g->nodes[i].dead || g->nodes[i].op != OP_ATTENTION;
-    if (first)
-        bputs(h, expf_text);
     bprintf(h, "/* %s: the arguments of %s, for its tasks */\n", job, k->name);
     bprintf(h, "typedef struct {\n    const float *q, *k, *v%s;\n    float *out;\n",
             has_mask ? ", *mask" : "");

@@ -5,9 +5,11 @@
  * The loops run over the output; a broadcast input has stride 0 along the dims it lacks,
  * and cg_nest_simplify merges the dims every operand walks contiguously, so `x + y` is one
  * loop and a bias add `[seq, 256] + [256]` is two whose inner loop is contiguous (clang
- * vectorizes it).  Semantics are ir/interp.c's: f32 results equal its double computation
- * rounded once for + - * / and scale; integer arithmetic wraps (computed in uint32_t), and
- * integer division truncates, makes x / -1 a wrapping negation, and fails on a zero divisor.
+ * vectorizes it; tanh and gelu call the prelude's s_tanh, s_gelu_tanh, s_gelu_erf, inline
+ * functions without branches or libm calls, which it vectorizes with the loop).  Semantics
+ * are ir/interp.c's: f32 results equal its double computation rounded once for + - * / and
+ * scale; integer arithmetic wraps (computed in uint32_t), and integer division truncates,
+ * makes x / -1 a wrapping negation, and fails on a zero divisor.
  * A node with a fused epilogue (fuse-elementwise) computes its value into a local `v`, runs
  * the epilogue on it (codegen/epilogue.c) and stores v; its operands are more inputs of the
  * same loop nest, so they get their own (broadcast) index expressions.
@@ -55,15 +57,23 @@ const char *cg_f32_expr(Cg *cg, OpKind op, double by, bool tanh, const char *a, 
         return r;
     }
     case OP_RELU: return cg_fmt(cg, "%s > 0.0f ? %s : 0.0f", a, a);
-    case OP_TANH: return cg_fmt(cg, "tanhf(%s)", a);
-    case OP_GELU:
-        if (tanh)   // 0.797884561f = sqrt(2 / pi)
-            return cg_fmt(cg, "0.5f * %s * (1.0f + tanhf(0.797884561f * (%s + 0.044715f * %s * %s "
-                              "* %s)))", a, a, a, a, a);
-        return cg_fmt(cg, "0.5f * %s * (1.0f + erff(%s * 0.707106781f))", a, a);
+    case OP_TANH:
+    case OP_GELU: {
+        unsigned bit = op == OP_TANH ? CG_MATH_TANH : tanh ? CG_MATH_GELU_TANH : CG_MATH_GELU_ERF;
+        cg->math[0] |= bit;
+        return cg_fmt(cg, "s_%s(%s)", op == OP_TANH ? "tanh" : tanh ? "gelu_tanh" : "gelu_erf", a);
+    }
     default: break;
     }
     KILN_BUG("cg_f32_expr: %s", op_name(op));
+}
+
+const char *cg_vec_math(Cg *cg, OpKind op, bool tanh, const char *v)
+{
+    if (op != OP_TANH && op != OP_GELU)
+        KILN_BUG("cg_vec_math: %s", op_name(op));
+    cg->math[1] |= op == OP_TANH ? CG_MATH_TANH : tanh ? CG_MATH_GELU_TANH : CG_MATH_GELU_ERF;
+    return cg_fmt(cg, "%s(%s)", op == OP_TANH ? "V_TANH" : tanh ? "V_GELU_TANH" : "V_GELU_ERF", v);
 }
 
 // The C expression of one output element, from the inputs' element expressions x[].

@@ -230,11 +230,32 @@ static bool write_header_tmp(const Graph *g, const char *path, char *tmp, size_t
     return ok;
 }
 
-// Write the generated C for g to `path` atomically ("-" = stdout), and with a header path,
-// the C API header too (both or neither).
-static bool write_c(const Graph *g, const Options *opt, const char *path, const char *header)
+// --profile: the machine figures the binary compares its times with (report.c), if any.
+static const CgProfile *profile_of(const Options *opt, CgProfile *p)
 {
-    CgOptions co = {.command = opt->command_line, .isa = NULL};    // g->target.isa
+    static Machine m;       // p->source points into it
+    char why[4400];
+    report_machine(opt, &m, why, sizeof why);
+    memset(p, 0, sizeof *p);
+    if (!m.known) {
+        fprintf(stderr, "kiln: note: --profile: the binary will print times without a roofline "
+                        "bound: %s\n", why);
+        return p;
+    }
+    *p = (CgProfile){m.peak_gflops_1, m.peak_gflops, m.bandwidth_gbs_1, m.bandwidth_gbs,
+                     m.threads, m.source};
+    return p;
+}
+
+// Write the generated C for g to `path` atomically ("-" = stdout), and with a header path,
+// the C API header too (both or neither).  kernel_of (may be NULL): see CgOptions.
+static bool write_c(const Graph *g, const Options *opt, const char *path, const char *header,
+                    const char **kernel_of)
+{
+    CgProfile prof;
+    CgOptions co = {.command = opt->command_line, .isa = NULL,    // g->target.isa
+                    .profile = opt->profile ? profile_of(opt, &prof) : NULL,
+                    .kernel_of = kernel_of, .dump = opt->dump};
     Diag d;
     diag_init(&d);
     if (strcmp(path, "-") == 0)
@@ -268,6 +289,22 @@ static bool write_c(const Graph *g, const Options *opt, const char *path, const 
             unlink(htmp);
     }
     return ok;
+}
+
+// --report / --report-json: an array for the kernel names the code generator fills
+// (CgOptions.kernel_of); NULL without them.
+static const char **want_report(const Graph *g, const Options *opt)
+{
+    if (!opt->report && !opt->report_json)
+        return NULL;
+    return xcalloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof(const char *));
+}
+
+static void free_kernel_of(const Graph *g, const char **kernel_of)
+{
+    for (int i = 0; kernel_of && i < g->n_nodes; i++)
+        free((char *)kernel_of[i]);
+    free(kernel_of);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -377,7 +414,10 @@ int kiln_cmd_build(const Options *opt)
         snprintf(c_tmp, sizeof c_tmp, "%s.c", bin_tmp);
     }
     int status = 1;
-    if (write_c(g, opt, c_tmp, NULL)) {
+    const char **kernel_of = want_report(g, opt);
+    if (kernel_of && !report_dims_ok(g, opt))
+        status = 2;
+    else if (write_c(g, opt, c_tmp, NULL, kernel_of)) {
         char inc_flag[PATH_MAX + 4];
         snprintf(inc_flag, sizeof inc_flag, "-I%s", inc);
         char *argv[64];
@@ -428,10 +468,14 @@ int kiln_cmd_build(const Options *opt)
                 unlink(opt->emit_c);
         } else {
             status = 0;
-            fprintf(stderr, "kiln: built %s from %s (arena %.1f KiB in %d buffers)\n", out,
-                    opt->spec_path, (double)g->arena_bytes / 1024.0, g->n_buffers);
+            fprintf(stderr, "kiln: built %s from %s (arena %.1f KiB in %d buffers)%s\n", out,
+                    opt->spec_path, (double)g->arena_bytes / 1024.0, g->n_buffers,
+                    opt->profile ? ", timing every kernel (--profile)" : "");
+            if (kernel_of)
+                status = report_write(g, kernel_of, opt, stdout);
         }
     }
+    free_kernel_of(g, kernel_of);
     unlink(c_tmp);
     unlink(bin_tmp);
     if (c_keep_tmp[0])
@@ -458,15 +502,30 @@ int kiln_cmd_emit(const Options *opt)
     size_t len = strlen(path);
     snprintf(header, sizeof header, "%.*s.h", (int)(len > 2 && !strcmp(path + len - 2, ".c") ?
                                                        len - 2 : len), path);
-    bool ok = write_c(g, opt, path, strcmp(path, "-") ? header : NULL);
+    const char **kernel_of = want_report(g, opt);
+    int status = 1;
+    if (kernel_of && !report_dims_ok(g, opt))
+        status = 2;
+    else if (write_c(g, opt, path, strcmp(path, "-") ? header : NULL, kernel_of))
+        status = kernel_of ? report_write(g, kernel_of, opt, strcmp(path, "-") ? stdout : stderr)
+                           : 0;
+    free_kernel_of(g, kernel_of);
     graph_free(g);
-    return ok ? 0 : 1;
+    return status;
 }
 
 int kiln_cmd_inspect(const Options *opt)
 {
     if (!check_pass_names(opt))
         return 2;
+    if (opt->explain) {     // the fusion candidates of the whole pipeline (ir/explain.c)
+        Graph *g = compile(opt, true, NULL, NULL, false);
+        if (!g)
+            return 1;
+        ir_print_candidates(g, stdout);
+        graph_free(g);
+        return 0;
+    }
     bool graph = opt->dot || opt->svg;
     // Text: after parsing and every pass.  A graph: one picture, of the final IR by default.
     const char *after = opt->after ? opt->after : graph ? ir_passes[ir_n_passes - 1].name : "all";
@@ -719,7 +778,12 @@ int kiln_cmd_interp(const Options *opt)
         }
     }
     InterpEnv env = {.inputs = ins, .weight = lookup_weight, .weight_ctx = &wc};
-    if (!ir_interpret(g, &env, outs, stderr))
+    // --dump-dir: every value the interpreter computes, as a --dump build writes them (dump.c)
+    InterpDump *dump = NULL;
+    if (opt->dump_dir && !(dump = interp_dump_open(g, opt->dump_dir)))
+        goto done;
+    bool ran = ir_interpret_each(g, &env, outs, stderr, dump ? interp_dump_value : NULL, dump);
+    if (!interp_dump_close(dump) || !ran)
         goto done;
     // Outputs all or nothing, as the model binary writes them: each to a temporary beside
     // its path, then all renamed into place; on a failure the temporaries are removed.

@@ -5,7 +5,9 @@
  *   kiln inspect SPEC [-D k=v]... [--after P]  the IR as text after parsing and each pass
  *   kiln interp  SPEC [-D k=v]... --weights W --input N=F ... [--output N=F ...]
  *   kiln diff    A.npy B.npy [--rtol R] [--atol A] [--atol-scale S]
+ *   kiln diff    --bisect SPEC ... --ref-dir DIR | --bisect-passes SPEC ...   (bisect.c)
  *   kiln tokenize --tokenizer PATH (--text T | --file F) [--decode]
+ *   kiln calibrate [--threads N] [--quick] [--print]   this machine's peak and bandwidth
  */
 #include "driver.h"
 
@@ -20,12 +22,25 @@ static const char usage[] =
     "  kiln emit    SPEC [options] [-o FILE.c]  write the generated C and its C API header FILE.h\n"
     "                                           (default: <name>.c; - = the C to stdout; docs/api.md)\n"
     "  kiln inspect SPEC [options] [--after P]  print the IR after parsing and after each pass\n"
+    "  kiln inspect SPEC [options] --explain    each fusion candidate: what it fused into, or\n"
+    "                                           the condition that failed, with spec lines\n"
     "  kiln interp  SPEC [options] --weights W --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
     "                                           run the unoptimized IR with the reference interpreter\n"
     "  kiln diff    A.npy B.npy [--rtol R] [--atol A] [--atol-scale S]\n"
     "                                           compare a tensor with a reference; exit 1 on mismatch\n"
+    "  kiln diff    --bisect SPEC [-D k=v]... --weights W --input NAME=FILE.npy ... --ref-dir DIR\n"
+    "                                           build with --dump, run, and report the first value\n"
+    "                                           (topological order) off DIR/NAME.npy, and its inputs\n"
+    "  kiln diff    --bisect-passes SPEC [-D k=v]... --weights W --input NAME=FILE.npy ...\n"
+    "                                           optimized binary vs interpreter: the first pass\n"
+    "                                           that makes them disagree, and the first value\n"
+    "                                           (kiln diff --bisect --help: their options)\n"
     "  kiln tokenize --tokenizer PATH (--text T | --file F) [--decode] [--special]\n"
     "                                           text -> token ids on one line (or ids -> text)\n"
+    "  kiln calibrate [--threads N] [--quick]   measure this machine's FP32 FMA peak and read\n"
+    "                                           bandwidth (a few seconds) and cache them in\n"
+    "                                           $XDG_CACHE_HOME/kiln/calibration.json, else\n"
+    "                                           ~/.cache/kiln/...; --print shows the cache\n"
     "\n"
     "options for build, emit, inspect, interp:\n"
     "  -D NAME=VALUE         override spec parameter NAME (e.g. -D n_layer=2)\n"
@@ -42,10 +57,25 @@ static const char usage[] =
     "  --cc CC               build: C compiler (default clang)\n"
     "  --cflags \"FLAGS\"      build: extra compiler flags (also from $KILN_CFLAGS)\n"
     "  -v                    build: print the compiler command\n"
+    "  --report              build, emit: a table per kernel of the generated C: its IR nodes\n"
+    "                        and spec line, FLOPs, bytes moved, FLOP/byte and the roofline\n"
+    "                        bound at this machine's peak and bandwidth (kiln calibrate)\n"
+    "  --report-json FILE    build, emit: the same as JSON\n"
+    "  --dims NAME=N,...     build, emit: the symbolic dims the report is taken at (default:\n"
+    "                        their bounds; a state's position at 0)\n"
+    "  --peak-gflops G       build, emit: the peak and bandwidth for --report and --profile,\n"
+    "  --bandwidth-gbs B     instead of the calibration cache (both or neither)\n"
+    "  --dump                build, emit: the binary can write every intermediate value\n"
+    "                        (./BIN ... --dump-dir DIR: DIR/NAME.npy by spec name, index.tsv)\n"
+    "  --dump-dir DIR        interp: write every value the interpreter computes the same way\n"
+    "  --profile             build, emit: the binary times every kernel call and prints a table\n"
+    "                        at exit, with the roofline bound when the build knew the machine\n"
+    "  --explain             inspect: the fusion candidates instead of the IR\n"
     "\n"
     "The binary a build makes runs as:\n"
     "  ./BIN --weights model.safetensors --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
-    "        [--threads N] [--repeat N] [--help]      (./BIN --help: its inputs, outputs, bounds)\n"
+    "        [--threads N] [--repeat N] [--dump-dir DIR] [--help]\n"
+    "                                           (./BIN --help: its inputs, outputs, bounds)\n"
     "\n"
     "passes (in order):\n";
 
@@ -99,14 +129,16 @@ int main(int argc, char **argv)
         return kiln_cmd_diff(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize"))
         return kiln_cmd_tokenize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "calibrate"))
+        return kiln_cmd_calibrate(argc - 2, argv + 2);
     int (*run)(const Options *) = !strcmp(cmd, "build")     ? kiln_cmd_build
                                   : !strcmp(cmd, "emit")    ? kiln_cmd_emit
                                   : !strcmp(cmd, "inspect") ? kiln_cmd_inspect
                                   : !strcmp(cmd, "interp")  ? kiln_cmd_interp
                                                             : NULL;
     if (!run)
-        return usage_error("unknown command '%s' (commands: build emit inspect interp diff tokenize)",
-                           cmd);
+        return usage_error("unknown command '%s' (commands: build emit inspect interp diff "
+                           "tokenize calibrate)", cmd);
 
     Options opt = {0};
     opt.command_line = join_args(argc, argv);
@@ -161,6 +193,37 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--time-passes")) {
             opt.time_passes = true;
+        } else if (!strcmp(a, "--explain")) {
+            opt.explain = true;
+        } else if (!strcmp(a, "--report")) {
+            opt.report = true;
+        } else if (!strcmp(key, "--report-json")) {
+            if (!(opt.report_json = VALUE()))
+                goto out;
+        } else if (!strcmp(key, "--dims")) {
+            if (!(opt.dims = VALUE()))
+                goto out;
+        } else if (!strcmp(key, "--peak-gflops") || !strcmp(key, "--bandwidth-gbs")) {
+            const char *v = VALUE();
+            char *end = NULL;
+            double x = v ? strtod(v, &end) : 0;
+            if (!v)
+                goto out;
+            if (!*v || *end || !(x > 0 && x < 1e9)) {
+                usage_error("%s wants a positive number", key);
+                goto out;
+            }
+            if (!strcmp(key, "--peak-gflops"))
+                opt.peak_gflops = x;
+            else
+                opt.bandwidth_gbs = x;
+        } else if (!strcmp(a, "--profile")) {
+            opt.profile = true;
+        } else if (!strcmp(a, "--dump")) {
+            opt.dump = true;
+        } else if (!strcmp(key, "--dump-dir")) {
+            if (!(opt.dump_dir = VALUE()))
+                goto out;
         } else if (!strcmp(a, "--dot")) {
             opt.dot = true;
         } else if (!strcmp(key, "--svg")) {
@@ -222,6 +285,42 @@ int main(int argc, char **argv)
     }
     if (run != kiln_cmd_build && (opt.cc || opt.cflags || opt.emit_c)) {
         usage_error("--cc/--cflags/--emit-c belong to 'kiln build', not to '%s'", cmd);
+        goto out;
+    }
+    if (run != kiln_cmd_build && run != kiln_cmd_emit &&
+        (opt.report || opt.report_json || opt.dims || opt.peak_gflops || opt.bandwidth_gbs ||
+         opt.profile)) {
+        usage_error("--report/--report-json/--dims/--peak-gflops/--bandwidth-gbs/--profile "
+                    "belong to 'kiln build' and 'kiln emit', not to '%s'", cmd);
+        goto out;
+    }
+    if ((opt.peak_gflops > 0) != (opt.bandwidth_gbs > 0)) {
+        usage_error("%s", "--peak-gflops and --bandwidth-gbs go together");
+        goto out;
+    }
+    if (opt.dims && !opt.report && !opt.report_json) {
+        usage_error("%s", "--dims is for --report and --report-json (a --profile binary "
+                          "takes the dims of each run)");
+        goto out;
+    }
+    if (opt.peak_gflops && !opt.report && !opt.report_json && !opt.profile) {
+        usage_error("%s", "--peak-gflops/--bandwidth-gbs are for --report, --report-json "
+                          "and --profile");
+        goto out;
+    }
+    if (opt.dump && run != kiln_cmd_build && run != kiln_cmd_emit) {
+        usage_error("--dump belongs to 'kiln build' and 'kiln emit', not to '%s' (kiln interp "
+                    "takes --dump-dir DIR)", cmd);
+        goto out;
+    }
+    if (opt.dump_dir && run != kiln_cmd_interp) {
+        usage_error("--dump-dir belongs to 'kiln interp' and to a binary built with --dump, "
+                    "not to '%s'", cmd);
+        goto out;
+    }
+    if (opt.explain && (run != kiln_cmd_inspect || opt.after || opt.dot || opt.svg)) {
+        usage_error("%s", "--explain is a 'kiln inspect' mode of its own (without --after, "
+                          "--dot, --svg)");
         goto out;
     }
     status = run(&opt);

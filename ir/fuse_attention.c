@@ -15,7 +15,9 @@
  * (codegen/kernels_attention.c).  The rule looks at ops and shapes only, never at names.
  *
  * Conditions, each checked in this order; a chain that has the structure but fails one is
- * left alone with a note saying which (ir_note; `kiln inspect --after fuse-attention`):
+ * left alone with a note saying which (ir_note; `kiln inspect --after fuse-attention`).
+ * Every chain, fused or not, is also recorded with its spec places (ir_candidate; `kiln
+ * inspect --explain`):
  *   - every intermediate (s after each step, p) has exactly one reader and is not an output,
  *     so removing it changes nothing else;
  *   - Q, K and V have the same rank and identical leading dims (no broadcasting: the kernel
@@ -34,6 +36,7 @@
 #include "ir.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +116,62 @@ static void push(Chain *c, NodeId id)
     c->node[c->n_node++] = id;
 }
 
+// The candidate as `kiln inspect --explain` lists it: the chain's nodes up to the softmax, in
+// spec order, as far as the match got ("attention h.0.attn.{qk -> scaled -> probs}", the
+// names' common prefix once), placed at the first, and the final matmul it fuses into.
+static Candidate candidate(Graph *g, const Chain *c)
+{
+    NodeId id[MAX_CHAIN];       // the chain but the final matmul, in id (= spec) order
+    int n = 0;
+    for (int i = 0; i < c->n_node; i++) {
+        if (c->node[i] == c->final)
+            continue;
+        int j = n++;
+        for (; j > 0 && id[j - 1] > c->node[i]; j--)
+            id[j] = id[j - 1];
+        id[j] = c->node[i];
+    }
+    size_t pre = 0;             // the longest common prefix that ends with a '.'
+    const char *first = g->nodes[id[0]].name;
+    for (size_t k = 0; n > 1 && first[k]; k++) {
+        bool same = true;
+        for (int i = 1; i < n && same; i++)
+            same = g->nodes[id[i]].name[k] == first[k];
+        if (!same)
+            break;
+        if (first[k] == '.')
+            pre = k + 1;
+    }
+    char text[1024];
+    int len = snprintf(text, sizeof text, "attention %.*s%s", (int)pre, first, pre ? "{" : "");
+    for (int i = 0; i < n && len < (int)sizeof text; i++)
+        len += snprintf(text + len, sizeof text - (size_t)len, "%s%s", i ? " -> " : "",
+                        g->nodes[id[i]].name + pre);
+    if (pre && len < (int)sizeof text)
+        snprintf(text + len, sizeof text - (size_t)len, "}");
+    const Node *f = &g->nodes[c->final];
+    return (Candidate){.pass = "fuse-attention", .what = arena_strdup(&g->arena, text),
+                       .loc = g->nodes[id[0]].loc, .into = {f->op, f->name, f->loc}};
+}
+
+// A chain that fails a condition: its note (`kiln inspect --after fuse-attention`) and its
+// candidate record (`--explain`).  Returns false.
+static bool reject(Graph *g, const Chain *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool reject(Graph *g, const Chain *c, const char *fmt, ...)
+{
+    char why[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    ir_note(g, "not fused: %s", why);
+    Candidate cand = candidate(g, c);
+    cand.why = arena_strdup(&g->arena, why);
+    ir_candidate(g, &cand);
+    return false;
+}
+
 // Walk back from softmax `sm` (read by matmul `final` as its a) to q k^T.  Returns false
 // with a note when the softmax's input is not the rule's chain.
 static bool match_chain(Graph *g, NodeId final, NodeId sm, Chain *c)
@@ -161,8 +220,8 @@ static bool match_chain(Graph *g, NodeId final, NodeId sm, Chain *c)
         x = n->in[s];
     } else if (n->op == OP_DIV && scalar_const(g, n->in[1], &v)) {
         if (v == 0 || !isfinite(v)) {
-            ir_note(g, "not fused: div '%s' divides the scores by %g", n->name, v);
-            return false;
+            push(c, x);
+            return reject(g, c, "div '%s' divides the scores by %g", n->name, v);
         }
         c->scale = 1.0 / v;
         c->scale_const = n->in[1];
@@ -170,16 +229,12 @@ static bool match_chain(Graph *g, NodeId final, NodeId sm, Chain *c)
         x = n->in[0];
     }
     n = &g->nodes[x];
-    if (!is_qk(n)) {
-        ir_note(g, "not fused: softmax '%s' (read by matmul '%s') does not read q k^T through "
-                   "scale, causal_mask or add: found %s '%s'", g->nodes[sm].name,
-                g->nodes[final].name, op_name(n->op), n->name);
-        return false;
-    }
-    if (!isfinite(c->scale)) {
-        ir_note(g, "not fused: the scores of '%s' are scaled by %g", n->name, c->scale);
-        return false;
-    }
+    if (!is_qk(n))
+        return reject(g, c, "softmax '%s' (read by matmul '%s') does not read q k^T through "
+                            "scale, causal_mask or add: found %s '%s'", g->nodes[sm].name,
+                      g->nodes[final].name, op_name(n->op), n->name);
+    if (!isfinite(c->scale))
+        return reject(g, c, "the scores of '%s' are scaled by %g", n->name, c->scale);
     c->qk = x;
     push(c, x);
     return true;
@@ -202,15 +257,11 @@ static bool chain_ok(Graph *g, const Chain *c, const int *readers, const bool *i
         const Node *n = &g->nodes[sorted[i]];
         if (n->id == c->final)
             continue;
-        if (readers[n->id] != 1) {
-            ir_note(g, "not fused: %s '%s' has %d readers", op_name(n->op), n->name,
-                    readers[n->id]);
-            return false;
-        }
-        if (is_output[n->id]) {
-            ir_note(g, "not fused: %s '%s' is a model output", op_name(n->op), n->name);
-            return false;
-        }
+        if (readers[n->id] != 1)
+            return reject(g, c, "%s '%s' has %d readers", op_name(n->op), n->name,
+                          readers[n->id]);
+        if (is_output[n->id])
+            return reject(g, c, "%s '%s' is a model output", op_name(n->op), n->name);
     }
     const Node *qk = &g->nodes[c->qk], *fin = &g->nodes[c->final];
     const Node *q = &g->nodes[qk->in[0]], *k = &g->nodes[qk->in[1]], *v = &g->nodes[fin->in[1]];
@@ -220,23 +271,19 @@ static bool chain_ok(Graph *g, const Chain *c, const int *readers, const bool *i
         bool same = o->type.rank == q->type.rank && q->type.rank >= 2;
         for (int a = 0; same && a < q->type.rank - 2; a++)
             same = dim_eq(o->type.dim[a], q->type.dim[a]);
-        if (!same) {
-            ir_note(g, "not fused: %s '%s' is %s but q '%s' is %s: the leading dims differ",
-                    i == 0 ? "k" : "v", o->name, shape_of(g, o, s1, sizeof s1), q->name,
-                    shape_of(g, q, s2, sizeof s2));
-            return false;
-        }
+        if (!same)
+            return reject(g, c, "%s '%s' is %s but q '%s' is %s: the leading dims differ",
+                          i == 0 ? "k" : "v", o->name, shape_of(g, o, s1, sizeof s1), q->name,
+                          shape_of(g, q, s2, sizeof s2));
     }
     if (q->type.dtype != DT_F32 || k->type.dtype != DT_F32 || v->type.dtype != DT_F32)
         KILN_BUG("fuse-attention: matmul of non-f32 values");
     // Every step keeps the scores' type (a mul by a [1, 1, 1, 1] constant could widen it).
     for (int i = 0; i < c->n_node; i++) {
         const Node *n = &g->nodes[c->node[i]];
-        if (n->id != c->final && !same_type(&n->type, &qk->type)) {
-            ir_note(g, "not fused: %s '%s' is %s, not the scores' shape %s", op_name(n->op),
-                    n->name, shape_of(g, n, s1, sizeof s1), shape_of(g, qk, s2, sizeof s2));
-            return false;
-        }
+        if (n->id != c->final && !same_type(&n->type, &qk->type))
+            return reject(g, c, "%s '%s' is %s, not the scores' shape %s", op_name(n->op),
+                          n->name, shape_of(g, n, s1, sizeof s1), shape_of(g, qk, s2, sizeof s2));
     }
     if (c->mask >= 0) {
         const Node *m = &g->nodes[c->mask];
@@ -246,13 +293,11 @@ static bool chain_ok(Graph *g, const Chain *c, const int *readers, const bool *i
             Dim want = qk->type.dim[a + r - m->type.rank], have = m->type.dim[a];
             ok = dim_eq(have, want) || (have.sym < 0 && have.size == 1);
         }
-        if (!ok) {
-            ir_note(g, "not fused: mask '%s' of add '%s' is %s%s, which does not broadcast "
-                       "into the scores %s", m->name, g->nodes[c->add].name,
-                    dtype_name(m->type.dtype), shape_of(g, m, s1, sizeof s1),
-                    shape_of(g, qk, s2, sizeof s2));
-            return false;
-        }
+        if (!ok)
+            return reject(g, c, "mask '%s' of add '%s' is %s%s, which does not broadcast "
+                                "into the scores %s", m->name, g->nodes[c->add].name,
+                          dtype_name(m->type.dtype), shape_of(g, m, s1, sizeof s1),
+                          shape_of(g, qk, s2, sizeof s2));
     }
     return true;
 }
@@ -325,7 +370,11 @@ bool ir_fuse_attention(Graph *g)
         Chain c;
         if (!match_chain(g, i, f->in[0], &c) || !chain_ok(g, &c, readers, is_output))
             continue;
+        Candidate cand = candidate(g, &c);
         fuse(g, &c, readers);
+        cand.fused = true;
+        cand.result = (Origin){g->nodes[i].op, g->nodes[i].name, g->nodes[i].loc};
+        ir_candidate(g, &cand);
         changed = true;
     }
     free(readers);

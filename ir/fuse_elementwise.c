@@ -29,7 +29,8 @@
  * makes the add an epilogue of the matmul, then the gelu.  A node that fuses nothing keeps
  * its own kernel and may itself become the anchor of later element-wise nodes.  Each
  * candidate (E, P) that fails records why with ir_note ("not fused: add 'x' into matmul
- * 'y': 'y' has 2 readers"), which `kiln inspect --after fuse-elementwise` prints.
+ * 'y': 'y' has 2 readers"), which `kiln inspect --after fuse-elementwise` prints; every
+ * candidate tried, fused or not, is also an ir_candidate for `kiln inspect --explain`.
  *
  * Requires:    shapes inferred; after fuse-attention (which matches the element-wise nodes
  *              this pass would hide).
@@ -231,13 +232,26 @@ static void fuse(Fuse *f, Node *e, Node *p, const Node *x)
     e->dead = true;
 }
 
+// Record the candidate "E into P" for `kiln inspect --explain`: fused (why NULL) or not.
+static void record(Graph *g, const Node *e, const Node *p, const char *why)
+{
+    Candidate c = {.pass = "fuse-elementwise",
+                   .what = arena_sprintf(&g->arena, "%s %s", op_name(e->op), e->name),
+                   .loc = e->loc, .into = {p->op, p->name, p->loc}, .fused = !why,
+                   .result = {p->op, p->name, p->loc}, .why = why};
+    ir_candidate(g, &c);
+}
+
 // Try the inputs of E as anchors; false (after a note per candidate) if none takes it.
+// Every input tried is a candidate record, fused or with its reason.
 static bool try_fuse(Fuse *f, Node *e)
 {
     Graph *g = f->g;
     if (is_binary(e->op) && e->in[0] == e->in[1]) {
         ir_note(g, "not fused: %s '%s': both operands are '%s'", op_name(e->op), e->name,
                 g->nodes[e->in[0]].name);
+        record(g, e, &g->nodes[e->in[0]],
+               arena_sprintf(&g->arena, "both operands are '%s'", g->nodes[e->in[0]].name));
         return false;
     }
     // Candidates: the later-computed input first (its operand is then the earlier one).
@@ -251,6 +265,7 @@ static bool try_fuse(Fuse *f, Node *e)
         Node *p = &g->nodes[e->in[order[c]]];
         const Node *x = n_cand == 2 ? &g->nodes[e->in[1 - order[c]]] : NULL;
         why[c] = why_not(f, e, p, x);
+        record(g, e, p, why[c]);
         if (!why[c]) {
             fuse(f, e, p, x);
             return true;

@@ -986,6 +986,12 @@ static bool run_node(const Graph *g, const Node *n, const InterpEnv *env, Value 
 
 bool ir_interpret(const Graph *g, const InterpEnv *env, Tensor *outs, FILE *err)
 {
+    return ir_interpret_each(g, env, outs, err, NULL, NULL);
+}
+
+bool ir_interpret_each(const Graph *g, const InterpEnv *env, Tensor *outs, FILE *err,
+                       InterpEach each, void *ctx)
+{
     for (int o = 0; o < g->n_outputs; o++)
         outs[o].data = NULL;
     int64_t *sym_val = xmalloc((size_t)(g->n_syms + 1) * sizeof *sym_val);
@@ -1003,6 +1009,8 @@ bool ir_interpret(const Graph *g, const InterpEnv *env, Tensor *outs, FILE *err)
         if (n->dead)
             continue;
         ok = run_node(g, n, env, vals, sym_val, err);
+        if (ok && each)
+            ok = each(ctx, n, &vals[i].t);
         // Free what no later node reads, this node included if nobody reads it.
         for (int k = 0; ok && k < n->n_in; k++)
             if (last[n->in[k]] == i && vals[n->in[k]].ready)

@@ -291,6 +291,9 @@ typedef struct Graph {
     struct Note *notes;     // what the last pass left undone and why (ir_note), in order;
     int n_notes;            // arena-owned; the pipeline clears them before each pass
     struct Note *notes_last;        // the last note (ir_note appends after it when notes != NULL)
+    struct Candidate *candidates;   // every fusion candidate the passes weighed (ir_candidate),
+    struct Candidate *candidates_last;  // in the order they were weighed; never cleared;
+    int n_candidates;               // arena-owned (kiln inspect --explain)
 } Graph;
 
 // Note: one remark of a pass, e.g. "not fused: softmax 'h.0.attn.probs' has 2 readers".
@@ -299,6 +302,21 @@ typedef struct Note {
     const char *text;
     struct Note *next;
 } Note;
+
+// Candidate: one fusion a pass weighed, fused or not, for `kiln inspect --explain`
+// (explain.c).  fuse-attention records one per softmax read by a matmul (the chain from q k^T
+// to that matmul); fuse-elementwise one per (element-wise node, input it could join) pair it
+// tried.  A candidate that failed also leaves its ir_note.
+typedef struct Candidate {
+    const char *pass;       // "fuse-attention", "fuse-elementwise"
+    const char *what;       // "add h.0.mlp.fc", "attention h.0.attn.{qk -> scaled -> probs}"
+    SrcLoc loc;             // spec place of the candidate (the node, or the chain's first node)
+    Origin into;            // the node it would join: the input P, or the chain's final matmul
+    bool fused;
+    Origin result;          // fused: the node that implements it now (op, name, spec place)
+    const char *why;        // not fused: the condition that failed, in words
+    struct Candidate *next;
+} Candidate;
 
 Graph *graph_new(const char *spec_path);
 void graph_free(Graph *g);
@@ -376,6 +394,12 @@ typedef struct {
 // every live node in order, and stores each output in outs[g->n_outputs] (caller frees
 // data).  Returns false after printing a message on bad inputs (shape, ids out of range).
 bool ir_interpret(const Graph *g, const InterpEnv *env, Tensor *outs, FILE *err);
+// ir_interpret that also hands each live node's value, right after it is evaluated (before
+// it is freed), to each(ctx, node, value) (kiln interp --dump-dir).  A false return stops
+// the run, which then returns false (the callback says why).
+typedef bool (*InterpEach)(void *ctx, const Node *n, const Tensor *value);
+bool ir_interpret_each(const Graph *g, const InterpEnv *env, Tensor *outs, FILE *err,
+                       InterpEach each, void *ctx);
 
 // Evaluate one node whose inputs are all OP_CONST with static shapes, or an ARANGE of static
 // size (for constant folding).
@@ -480,5 +504,48 @@ Target tile_target(Target t);
 bool ir_plan_memory(Graph *g);
 // The node whose buffer `id` reads (follows reshape views); `id` itself if not a view.
 NodeId ir_storage_root(const Graph *g, NodeId id);
+
+/* ---------------------------------------------------------------------------------------
+ * explain.c: the fusion candidates the passes weighed (kiln inspect --explain)
+ */
+
+// Append a copy of *c (its strings must be arena-owned or static) to g->candidates.
+void ir_candidate(Graph *g, const Candidate *c);
+// Per fusion pass: a count line, then each candidate: what and where, the node it would join
+// and where, and either the node that implements it now or the condition that failed.
+// A fusion pass that did not run says so.
+void ir_print_candidates(const Graph *g, FILE *out);
+
+/* ---------------------------------------------------------------------------------------
+ * cost.c: FLOPs and bytes of each kernel (kiln build --report, --profile)
+ */
+
+#define COST_MAX_TERMS 32
+#define COST_MAX_FACTORS 16
+
+// CostTerm: c times the product of symbolic dims sym[0..n) (repeats are powers).
+typedef struct {
+    double c;
+    int n;
+    int sym[COST_MAX_FACTORS];      // sorted
+} CostTerm;
+
+// CostPoly: a polynomial in the symbolic dims (static dims are folded into coefficients).
+typedef struct {
+    int n;
+    CostTerm t[COST_MAX_TERMS];
+} CostPoly;
+
+// What a node's kernel does per forward: floating-point operations and the bytes it reads
+// (every input, weights included, epilogue operands included) and writes (its output).
+// The counting rules per op are in cost.c and docs/inspect.md.
+typedef struct {
+    CostPoly flops, bytes;
+} NodeCost;
+
+// The cost of node n's kernel.  False for nodes without a kernel (sources, views, dead).
+bool ir_node_cost(const Graph *g, const Node *n, NodeCost *c);
+// p at the symbolic dims' values sym[g->n_syms].
+double cost_eval(const CostPoly *p, const int64_t *sym);
 
 #endif

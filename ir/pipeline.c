@@ -8,6 +8,7 @@
 #include "ir.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -87,6 +88,36 @@ static void dump(const Graph *g, const PipelineOptions *opt, const char *after, 
     ir_print(g, opt->dump);
 }
 
+// KILN_TEST_BREAK_PASS=NAME, for the tests of `kiln diff --bisect-passes` only
+// (tests/bisect/): right after pass NAME runs, make its result subtly wrong, so that the
+// bisection has a known culprit to find.  fuse-elementwise: the first fused add becomes a
+// subtract; fuse-attention: the first fused attention's scale is 1.5 times too large.  Left
+// as a note on the pass (kiln inspect shows it).  Never set it for real work.
+static void break_for_test(Graph *g, const char *pass)
+{
+    const char *want = getenv("KILN_TEST_BREAK_PASS");
+    if (!want || strcmp(want, pass) != 0)
+        return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        Node *n = &g->nodes[i];
+        if (n->dead)
+            continue;
+        for (int k = 0; k < n->n_epi && strcmp(pass, "fuse-elementwise") == 0; k++)
+            if (n->epi[k].op == OP_ADD) {
+                n->epi[k].op = OP_SUB;
+                ir_note(g, "KILN_TEST_BREAK_PASS: the fused add %d of '%s' subtracts", k + 1,
+                        n->name);
+                return;
+            }
+        if (n->op == OP_ATTENTION && strcmp(pass, "fuse-attention") == 0) {
+            n->attr.attention.scale *= 1.5;
+            ir_note(g, "KILN_TEST_BREAK_PASS: the scale of '%s' is 1.5 times too large",
+                    n->name);
+            return;
+        }
+    }
+}
+
 bool ir_run_pipeline(Graph *g, const PipelineOptions *opt, Diag *d)
 {
     ir_verify(g, NULL);
@@ -107,6 +138,7 @@ bool ir_run_pipeline(Graph *g, const PipelineOptions *opt, Diag *d)
         double t0 = now_ms();
         bool changed = p->run(g);
         double t1 = now_ms();
+        break_for_test(g, p->name);
         VEC_PUSH(g->passes_run, g->n_passes_run, g->cap_passes_run, p->name);
         ir_verify(g, p->name);
         if (!ir_infer_shapes(g, d))

@@ -85,6 +85,17 @@ int kiln_model_check(const kiln_model *m, char *msg, size_t size) {
     for (int i = 0; i < m->n_states; i++)
         if (check_desc(m, "state", &m->states[i], msg, size) || m->states[i].dtype != KILN_F32)
             return -1;
+    if (m->n_dump < 0 || (m->n_dump && !m->dump))       // a --dump build's table (dump.c)
+        return fail(msg, size, "bad dump table");
+    for (int i = 0; i < m->n_dump; i++) {
+        const kiln_dump_entry *e = &m->dump[i];
+        bool ok = e->name && e->rank >= 0 && e->rank <= KILN_RT_MAX_RANK;
+        for (int k = 0; ok && !e->held_by && k < e->rank; k++)
+            ok = e->sym[k] < m->n_syms && (e->sym[k] >= 0 || e->dims[k] >= 0);
+        if (!ok)
+            return fail(msg, size, "dump entry %d ('%s') is malformed", i,
+                        e->name ? e->name : "?");
+    }
     for (int i = 0; i < m->n_outputs; i++) {
         const kiln_tensor_desc *d = &m->outputs[i];
         if (check_desc(m, "output", d, msg, size))

@@ -60,6 +60,7 @@ typedef struct {
 } kiln_text;
 
 typedef struct kiln_run kiln_run;
+typedef struct kiln_dump_entry kiln_dump_entry;     // dump.c: --dump builds only
 
 typedef struct {
     const char *name;               // spec `name:`
@@ -95,6 +96,11 @@ typedef struct {
     int n_states;
     const kiln_tensor_desc *states;
     int position_sym;
+    // A --dump build (kiln build --dump): every value forward() hands to kiln_dump_node, in
+    // the order it computes them (dump.c).  NULL / 0 in a normal build, whose binary refuses
+    // --dump-dir.
+    int n_dump;
+    const kiln_dump_entry *dump;
 } kiln_model;
 
 // Everything one forward call reads and writes.  The runtime fills it; forward() uses it.
@@ -109,6 +115,7 @@ struct kiln_run {
     char *packed;                   // model->packed_bytes, filled by model->prepare
     struct kiln_pool *pool;         // worker threads (threads.c); NULL: the caller alone
     float *const *state;            // [n_states] the model's state (kept by the caller)
+    struct kiln_dump *dump;         // --dump-dir: where kiln_dump_node writes; NULL: nowhere
 };
 
 // Format a message into r->err and return 1 (for `return kiln_fail(r, ...)`).
@@ -250,5 +257,90 @@ void kiln_npy_free(kiln_npy *a);
 void *kiln_aligned_alloc(size_t bytes);  // 64-byte aligned, zeroed, touched once; NULL on failure
 void kiln_aligned_free(void *p);
 double kiln_now_ms(void);               // monotonic clock
+
+/* ---------------------------------------------------------------------------------------
+ * dump.c: intermediate tensors as DIR/NAME.npy plus DIR/index.tsv (--dump-dir), written by
+ * binaries built with `kiln build --dump` and by `kiln interp --dump-dir` (docs/inspect.md)
+ */
+
+// One line of a dump: a value forward() computes, or a spec node a fused kernel absorbed.
+struct kiln_dump_entry {
+    const char *name;       // the spec name of the value ("h.3.attn.probs"): file NAME.npy
+    const char *op;         // its spec op ("softmax")
+    const char *spec;       // "gpt2.yaml:79": the spec node's file and line
+    const char *kernel;     // the C function that computes it; NULL: none (a view, interp)
+    const char *inputs;     // the names of the values it reads, space-separated; NULL: none
+    const char *held_by;    // NULL: written.  Else a spec node fused into the kernel of the
+                            // value `held_by`, never materialized: listed, not written
+    kiln_dtype dtype;       // as kiln_tensor_desc: dims[k], or when sym[k] >= 0 the value
+    int rank;               // of symbolic dim sym[k] in this run
+    int64_t dims[KILN_RT_MAX_RANK];
+    int sym[KILN_RT_MAX_RANK];
+};
+
+typedef struct kiln_dump kiln_dump;
+
+// Start a dump into dir (created if missing; one level).  NULL with a message in err.
+kiln_dump *kiln_dump_open(const char *dir, char *err, size_t errlen);
+// Write e's value (data, at the actual shape dims[e->rank]) as DIR/NAME.npy, or for an
+// absorbed node (e->held_by) nothing, and add its index line.  Returns 0 or -1 (message).
+int kiln_dump_add(kiln_dump *d, const kiln_dump_entry *e, const int64_t *dims,
+                  const void *data, char *err, size_t errlen);
+// Write DIR/index.tsv (atomically) and free d; NULL is a no-op.  Returns 0 or -1 (message).
+int kiln_dump_close(kiln_dump *d, char *err, size_t errlen);
+int kiln_dump_count(const kiln_dump *d);    // .npy files written so far
+// Called by the forward() of a --dump build after the kernel that computes data: adds
+// r->model->dump[first .. first + count) (shapes from r->sym) to r->dump.  Does nothing
+// without r->dump; returns 0, or kiln_fail's 1 when a file cannot be written.
+int kiln_dump_node(kiln_run *r, int first, int count, const void *data);
+
+/* ---------------------------------------------------------------------------------------
+ * profile.c: per-kernel timing in files generated with `kiln build --profile` (a normal
+ * build uses none of this).  The file defines a kiln_prof with one kiln_prof_kernel per
+ * kernel function, calls every kernel through KILN_PROF_VOID / KILN_PROF_INT (macros named
+ * after the kernels), runs forward() through kiln_prof_forward, and prints the table with
+ * kiln_prof_print when the program exits.  One forward at a time: the counters are shared.
+ */
+
+typedef struct {
+    const char *name;       // the kernel function
+    const char *first;      // its first caller: "%14 matmul h.0.attn.c_attn gpt2.yaml:72"
+    int sites;              // calls per forward (nodes that call it)
+    long calls;             // accumulated over every forward
+    double ns;              // time inside it, accumulated
+    double flops, bytes;    // its cost, accumulated over every forward at that run's dims
+    double bound_ns;        // its roofline bound, accumulated (0 without machine figures)
+} kiln_prof_kernel;
+
+typedef struct {
+    const char *model;
+    int n_kernels;
+    kiln_prof_kernel *kernels;
+    // FLOPs and bytes of each kernel in one forward at the symbolic dims sym[] (generated
+    // from the IR, as `kiln build --report` computes them): adds to flops[k], bytes[k].
+    void (*cost)(const int64_t *sym, double *flops, double *bytes);
+    double *flops, *bytes;  // [n_kernels] scratch for cost
+    // The machine figures the build knew (0: none): FP32 peak GFLOP/s and read bandwidth
+    // GB/s on 1 thread and on threads_n threads; threads_n 0: the figures hold for any count.
+    double peak_gflops_1, peak_gflops_n, gbs_1, gbs_n;
+    int threads_n;
+    const char *machine;    // where the figures came from, for the table
+    // accumulated by kiln_prof_forward
+    long runs;
+    double forward_ns;
+    int threads;            // of the last run
+    double t0;              // start of the kernel call being timed (ns)
+} kiln_prof;
+
+void kiln_prof_begin(kiln_prof *p);
+int kiln_prof_end(kiln_prof *p, int k, int rc);     // returns rc
+int kiln_prof_forward(kiln_prof *p, int (*forward)(kiln_run *r), kiln_run *r);
+// The table: per kernel calls, total ms, ms per run, share of the forward, achieved GFLOP/s,
+// and with machine figures the roofline bound per run and measured / bound.  Nothing
+// before the first forward.
+void kiln_prof_print(const kiln_prof *p, FILE *out);
+// Expressions: time the call `call` (of a void kernel, or of one returning int) as kernel k.
+#define KILN_PROF_VOID(p, k, call) (kiln_prof_begin(p), (call), kiln_prof_end((p), (k), 0))
+#define KILN_PROF_INT(p, k, call) (kiln_prof_begin(p), kiln_prof_end((p), (k), (call)))
 
 #endif

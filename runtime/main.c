@@ -135,12 +135,14 @@ typedef struct {
     long repeat;                // --repeat N, 1 by default
     bool repeat_given;
     int threads;                // --threads N; 0: $KILN_NUM_THREADS or the online cores
+    const char *dump_dir;       // --dump-dir DIR: the intermediates (a --dump build only)
     bool help;
 } Args;
 
 static void print_usage(FILE *f, const char *prog) {
     fprintf(f, "usage: %s --weights W.safetensors --input NAME=FILE.npy ... "
-               "[--output NAME=FILE.npy ...] [--repeat N] [--threads N] [--help]\n", prog);
+               "[--output NAME=FILE.npy ...] [--repeat N] [--threads N] [--dump-dir DIR] "
+               "[--help]\n", prog);
 }
 
 // Print the usage and the model's interface (--help).
@@ -165,7 +167,11 @@ static void print_help(const kiln_model *m, const char *prog) {
            "  --repeat N          run forward N times and print the min and median time\n"
            "  --threads N         worker threads (default: $KILN_NUM_THREADS, else the\n"
            "                      online cores); outputs are identical for every N\n"
-           "  --help              print this help\n");
+           "  --dump-dir DIR      write every named intermediate value as DIR/NAME.npy and\n"
+           "                      DIR/index.tsv (first run only); needs a binary built with\n"
+           "                      'kiln build --dump'%s\n"
+           "  --help              print this help\n", m->dump ? " (this one was)" : " (this one "
+           "was not)");
     if (m->text) {     // the spec's `text:` roles (text.c)
         printf("\nText in, text out (with --tokenizer PATH; add --help to one for its options):\n");
         if (m->text->logits >= 0)
@@ -226,7 +232,7 @@ static int name_file(const kiln_model *m, const char *what, const char *val, int
 // printing the error.  Stops at --help, setting a->help.
 static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
     static const char *const flags[] = { "--weights", "--input", "--output", "--repeat",
-                                         "--threads" };
+                                         "--threads", "--dump-dir" };
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -235,7 +241,7 @@ static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
         }
         int f = -1;
         const char *val = NULL;
-        for (int j = 0; j < 5 && f < 0; j++) {
+        for (int j = 0; j < 6 && f < 0; j++) {
             size_t len = strlen(flags[j]);
             if (strncmp(arg, flags[j], len) == 0 && (arg[len] == '\0' || arg[len] == '=')) {
                 f = j;
@@ -291,6 +297,17 @@ static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
             a->threads = (int)n;
             break;
         }
+        case 5:
+            if (a->dump_dir)
+                return error(m, EXIT_USAGE, "--dump-dir is given twice");
+            // A normal build carries no dump code (docs/inspect.md): say how to get one.
+            if (!m->dump)
+                return error(m, EXIT_USAGE, "--dump-dir: this binary was built without --dump, "
+                             "so it cannot write its intermediate values; rebuild it with "
+                             "'kiln build SPEC --dump ...' (or compare with 'kiln interp SPEC "
+                             "... --dump-dir DIR')");
+            a->dump_dir = val;
+            break;
         }
     }
 
@@ -531,6 +548,7 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     char *arena = NULL, *packed = NULL;
     float **states = NULL;
     kiln_pool *pool = NULL;
+    kiln_dump *dump = NULL;
     double *times = NULL;
     if (!weights || !npys || !ins || !outs || !odims || !onumel || !a.in_path || !a.out_path) {
         error(m, 1, "out of memory");
@@ -632,8 +650,15 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
         error(m, 1, "out of memory");
         goto done;
     }
+    // --dump-dir: the first run writes every intermediate (dump.c); later runs of --repeat
+    // would only write the same files again.
+    if (a.dump_dir && !(dump = kiln_dump_open(a.dump_dir, msg, sizeof msg))) {
+        error(m, 1, "--dump-dir: %s", msg);
+        goto done;
+    }
     for (long rep = 0; rep < a.repeat; rep++) {
         double t0 = kiln_now_ms();
+        r.dump = rep == 0 ? dump : NULL;
         int rc = m->forward(&r);
         times[rep] = kiln_now_ms() - t0;
         if (rc != 0) {
@@ -648,6 +673,17 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
         double median = a.repeat % 2 ? times[h] : (times[h - 1] + times[h]) / 2;
         fprintf(stderr, "%s: forward: %ld runs, min %.3f ms, median %.3f ms\n", model_name(m),
                 a.repeat, times[0], median);
+    }
+    if (dump) {
+        int n_files = kiln_dump_count(dump);
+        int rc = kiln_dump_close(dump, msg, sizeof msg);
+        dump = NULL;
+        if (rc) {
+            error(m, 1, "--dump-dir: %s", msg);
+            goto done;
+        }
+        fprintf(stderr, "%s: dumped %d values into %s (index.tsv lists them)\n", model_name(m),
+                n_files, a.dump_dir);
     }
 
     // 7. outputs
@@ -664,6 +700,8 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     status = 0;
 
 done:
+    if (dump)       // a failed forward: the index lists what was written before it failed
+        kiln_dump_close(dump, msg, sizeof msg);
     kiln_st_close(&st);
     for (int i = 0; npys && i < m->n_inputs; i++)
         kiln_npy_free(&npys[i]);

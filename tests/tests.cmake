@@ -1,4 +1,4 @@
-# tests/tests.cmake: the ctest suite.  Labels: unit golden errors diff reference fuzz.
+# tests/tests.cmake: the ctest suite.  Labels: unit golden errors diff reference fuzz bisect.
 # Included from the root CMakeLists.txt.
 
 # Unit tests: every tests/unit/test_<module>.c is an executable that exits non-zero on failure.
@@ -22,7 +22,9 @@ include(${CMAKE_SOURCE_DIR}/tests/diff/diff.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/badinput/badinput.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/api/api.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/cli/cli.cmake OPTIONAL)
 include(${CMAKE_SOURCE_DIR}/tests/text/text.cmake OPTIONAL)
+include(${CMAKE_SOURCE_DIR}/tests/bisect/bisect.cmake OPTIONAL)
 
 # Command-line tests of kiln subcommands (label `unit`).
 add_test(NAME cli.tokenize COMMAND bash ${CMAKE_SOURCE_DIR}/tests/cli/tokenize.sh $<TARGET_FILE:kiln>

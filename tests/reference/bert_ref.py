@@ -20,13 +20,17 @@ query before softmax, so padded keys get zero weight; padded query positions sti
 outputs (attending to the real tokens), and the fixtures include them.
 
 The plain attributes (SelfAttention.scale, Intermediate.act, ...) exist so that
-check_cases.py can break one thing at a time and confirm the fixtures notice.
+check_cases.py can break one thing at a time and confirm the fixtures notice.  The trace()
+calls name intermediate values as models/bert.yaml does (`prefix` and `result` are set by
+Bert), for dump_ref.py; they change nothing.
 """
 
 import math
 
 import torch
 import torch.nn as nn
+
+from common import trace, trace_linear_mm
 
 LN_EPS = 1e-12
 
@@ -46,10 +50,12 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids, token_type_ids):
         T = input_ids.shape[1]
-        x = (self.word_embeddings(input_ids.long())
-             + self.position_embeddings(torch.arange(T))
-             + self.token_type_embeddings(token_type_ids.long()))
-        return self.LayerNorm(x)
+        words = trace("embeddings.words", self.word_embeddings(input_ids.long()))
+        pos = self.position_embeddings(trace("embeddings.positions", torch.arange(T)))
+        types = trace("embeddings.types", self.token_type_embeddings(token_type_ids.long()))
+        x = trace("embeddings.sum", trace("embeddings.sum1", words + trace("embeddings.pos", pos))
+                  + types)
+        return trace("embeddings", self.LayerNorm(x))
 
 
 class SelfAttention(nn.Module):
@@ -63,18 +69,24 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(hidden, hidden)
         self.value = nn.Linear(hidden, hidden)
         self.scale = 1.0 / math.sqrt(hidden // n_head)
+        self.prefix = ""                           # "encoder.layer.<i>.attention.self."
 
     def forward(self, x, additive_mask):          # x [B, T, H]; additive_mask [B, 1, 1, T]
         B, T, C = x.shape
         nh, d = self.n_head, C // self.n_head
+        p = self.prefix
 
-        def heads(t):                              # [B, T, C] -> [B, nh, T, d]
-            return t.view(B, T, nh, d).transpose(1, 2)
+        def heads(linear, n):                      # x W^T + b: [B, T, C] -> [B, nh, T, d]
+            trace_linear_mm(p + n + "_mm", linear, x)
+            t = trace(p + n + "_h", trace(p + n, linear(x)).view(B, T, nh, d))
+            return trace(p + n + "_t", t.transpose(1, 2))
 
-        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        scores = (q @ k.transpose(-2, -1)) * self.scale + additive_mask   # [B, nh, T, T]
-        probs = scores.softmax(dim=-1)
-        return (probs @ v).transpose(1, 2).reshape(B, T, C)
+        q, k, v = heads(self.query, "q"), heads(self.key, "k"), heads(self.value, "v")
+        scores = trace(p + "scaled", trace(p + "qk", q @ k.transpose(-2, -1)) * self.scale)
+        scores = trace(p + "masked", scores + additive_mask)        # [B, nh, T, T]
+        probs = trace(p + "probs", scores.softmax(dim=-1))
+        ctx = trace(p + "ctx_t", trace(p + "ctx", probs @ v).transpose(1, 2))
+        return trace(p + "out", ctx.reshape(B, T, C))
 
 
 class DenseNorm(nn.Module):
@@ -84,9 +96,12 @@ class DenseNorm(nn.Module):
         super().__init__()
         self.dense = nn.Linear(n_in, hidden)
         self.LayerNorm = nn.LayerNorm(hidden, eps=LN_EPS)
+        self.prefix = self.result = ""             # for trace(): "...attention.output.", ...
 
     def forward(self, x, residual):
-        return self.LayerNorm(residual + self.dense(x))
+        trace_linear_mm(self.prefix + "dense_mm", self.dense, x)
+        r = residual + trace(self.prefix + "dense", self.dense(x))
+        return trace(self.result, self.LayerNorm(trace(self.prefix + "residual", r)))
 
 
 class Attention(nn.Module):
@@ -104,9 +119,12 @@ class Intermediate(nn.Module):
         super().__init__()
         self.dense = nn.Linear(hidden, intermediate)
         self.act = gelu_erf
+        self.prefix = ""                           # "encoder.layer.<i>." for trace()
 
     def forward(self, x):
-        return self.act(self.dense(x))
+        trace_linear_mm(self.prefix + "intermediate.dense_mm", self.dense, x)
+        h = trace(self.prefix + "intermediate.dense", self.dense(x))
+        return trace(self.prefix + "intermediate", self.act(h))
 
 
 class Layer(nn.Module):
@@ -139,7 +157,9 @@ class Pooler(nn.Module):
         self.act = torch.tanh
 
     def forward(self, x):                          # x [B, T, H] -> [B, H]
-        return self.act(self.dense(x[:, 0]))
+        x0 = trace("pooler.token0", trace("pooler.first", x[:, 0:1])[:, 0])
+        trace_linear_mm("pooler.dense_mm", self.dense, x0)
+        return trace("pooler", self.act(trace("pooler.dense", self.dense(x0))))
 
 
 class Bert(nn.Module):
@@ -159,6 +179,14 @@ class Bert(nn.Module):
                                intermediate_size)
         self.pooler = Pooler(hidden_size)
         self.use_mask = True
+        for i, layer in enumerate(self.encoder.layer):      # the spec's names, for trace()
+            p = f"encoder.layer.{i}."
+            layer.attention.self.prefix = p + "attention.self."
+            layer.attention.output.prefix = p + "attention.output."
+            layer.attention.output.result = p + "attention.output"
+            layer.intermediate.prefix = p
+            layer.output.prefix = p + "output."
+            layer.output.result = p + "out"
 
     def forward(self, input_ids, token_type_ids, attention_mask):
         """All inputs [B, T] int; attention_mask 1 for real tokens, 0 for padding."""
@@ -171,5 +199,9 @@ class Bert(nn.Module):
         additive = (1.0 - keep) * torch.finfo(torch.float32).min
         if not self.use_mask:
             additive = torch.zeros_like(additive)
+        trace("mask.keep", keep[:, 0, 0])                   # the spec's steps, [B, T] each
+        trace("mask.drop", 1.0 - keep[:, 0, 0])
+        trace("mask.additive", additive[:, 0, 0])
+        trace("mask", additive)
         h = self.encoder(x, additive)
         return {"last_hidden_state": h, "pooler_output": self.pooler(h)}

@@ -7,9 +7,12 @@ have in common and that PyTorch 1.13 on Debian does not provide:
   - safetensors files, written and read by hand (there is no `safetensors` package here);
   - the random initialisation every reference model uses, chosen so that every tensor
     changes the output by more than the test tolerance;
-  - thread settings for a small shared machine.
+  - thread settings for a small shared machine;
+  - tracing: the models hand their intermediate values to trace() under the names kiln's
+    specs give them, which dump_ref.py writes for `kiln diff --bisect`.
 """
 
+import contextlib
 import json
 import os
 import struct
@@ -135,3 +138,40 @@ def init_random(module, seed):
                 fan_in = p.shape[0] if getattr(p, "conv1d", False) else p.shape[1]
                 p.copy_(z / fan_in ** 0.5)
     return module
+
+
+# ---------------------------------------------------------------------------------------
+# Tracing
+#
+# The reference models pass the values kiln's specs name to trace(name, tensor), with the
+# spec's names ("h.0.attn.probs", "encoder.layer.1.attention.output"), and go on with the
+# tensor it returns (the same one).  Outside a `with tracing() as values:` block it does
+# nothing; inside, values[name] is a copy of each.  A value whose computation is fused in
+# the reference (nn.Linear's matmul and bias add) is computed on the side by
+# trace_linear_mm, only while tracing, so the models' own arithmetic never changes.
+
+_trace = None
+
+
+def trace(name, t):
+    """Record t as `name` while tracing (an empty name records nothing); return t."""
+    if _trace is not None and name:
+        _trace[name] = t.detach().clone()
+    return t
+
+
+def trace_linear_mm(name, linear, x):
+    """While tracing, record x @ W^T of nn.Linear `linear` (its value before the bias)."""
+    if _trace is not None and name:
+        _trace[name] = (x @ linear.weight.t()).detach().clone()
+
+
+@contextlib.contextmanager
+def tracing():
+    """Collect the traced values of the code run inside the block into the dict it yields."""
+    global _trace
+    old, _trace = _trace, {}
+    try:
+        yield _trace
+    finally:
+        _trace = old

@@ -17,13 +17,16 @@ All LayerNorms use eps 1e-5.
 
 The few plain attributes (Attention.causal, Attention.scale, MLP.act, ...) exist so that
 check_cases.py can break one thing at a time and confirm the fixtures notice; their
-defaults are the model.
+defaults are the model.  The trace() calls name intermediate values as models/gpt2.yaml
+does (`prefix` is "h.<i>." and so on, set by GPT2), for dump_ref.py; they change nothing.
 """
 
 import math
 
 import torch
 import torch.nn as nn
+
+from common import trace
 
 LN_EPS = 1e-5
 
@@ -42,8 +45,9 @@ class Conv1D(nn.Module):
         self.bias = nn.Parameter(torch.empty(n_out))           # [out]
         self.weight.conv1d = True                              # tells init_random the fan-in
 
-    def forward(self, x):
-        return x @ self.weight + self.bias
+    def forward(self, x, names=("", "")):
+        """names: what to trace the product and the biased result as."""
+        return trace(names[1], trace(names[0], x @ self.weight) + self.bias)
 
 
 class Attention(nn.Module):
@@ -58,27 +62,36 @@ class Attention(nn.Module):
         self.c_proj = Conv1D(n_embd, n_embd)
         self.causal = True
         self.scale = 1.0 / math.sqrt(self.head_dim)
+        self.prefix = ""                                     # "h.<i>.attn." for trace()
 
     def forward(self, x, past=None):                         # x [B, T, C]
         """With past = (k, v) of the P earlier positions ([B, H, P, D] each), the T queries
         are positions P .. P+T-1 and attend over all P+T keys.  Returns (y, (k, v))."""
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
-        q, k, v = self.c_attn(x).split(C, dim=-1)            # each [B, T, C]
-        q = q.view(B, T, H, D).transpose(1, 2)               # [B, H, T, D]
-        k = k.view(B, T, H, D).transpose(1, 2)
-        v = v.view(B, T, H, D).transpose(1, 2)
+        p = self.prefix
+        qkv = self.c_attn(x, (p + "c_attn", p + "qkv"))
+        q, k, v = (trace(p + n, t) for n, t in zip("qkv", qkv.split(C, dim=-1)))  # [B, T, C]
+
+        def heads(t, n):                                     # [B, T, C] -> [B, H, T, D]
+            return trace(p + n + "_t", trace(p + n + "_heads", t.view(B, T, H, D)).transpose(1, 2))
+
+        q, k, v = heads(q, "q"), heads(k, "k"), heads(v, "v")
         if past is not None:                                 # past_key_values, as HF keeps them
             k = torch.cat([past[0], k], dim=2)               # [B, H, P+T, D]
             v = torch.cat([past[1], v], dim=2)
+        trace(p + "k_all", k)
+        trace(p + "v_all", v)
         S = k.shape[2]
-        att = (q @ k.transpose(-2, -1)) * self.scale         # [B, H, T, S]
+        att = trace(p + "qk", q @ k.transpose(-2, -1))        # [B, H, T, S]
+        att = trace(p + "scaled", att * self.scale)
         if self.causal:
             future = torch.ones(T, S, dtype=torch.bool).triu(S - T + 1)   # key j > P + query i
             att = att.masked_fill(future, float("-inf"))
-        att = att.softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, C)       # heads side by side again
-        return self.c_proj(y), (k, v)
+        att = trace(p + "probs", trace(p + "masked", att).softmax(dim=-1))
+        y = trace(p + "ctx_t", trace(p + "ctx", att @ v).transpose(1, 2))
+        y = trace(p + "merged", y.reshape(B, T, C))         # heads side by side again
+        return self.c_proj(y, (p + "c_proj", p + "out")), (k, v)
 
 
 class MLP(nn.Module):
@@ -89,9 +102,12 @@ class MLP(nn.Module):
         self.c_fc = Conv1D(n_embd, 4 * n_embd)
         self.c_proj = Conv1D(4 * n_embd, n_embd)
         self.act = gelu_tanh
+        self.prefix = ""                                     # "h.<i>.mlp." for trace()
 
     def forward(self, x):
-        return self.c_proj(self.act(self.c_fc(x)))
+        p = self.prefix
+        h = trace(p + "act", self.act(self.c_fc(x, (p + "c_fc", p + "fc"))))
+        return self.c_proj(h, (p + "c_proj", p + "out"))
 
 
 class Block(nn.Module):
@@ -103,11 +119,13 @@ class Block(nn.Module):
         self.attn = Attention(n_embd, n_head)
         self.ln_2 = nn.LayerNorm(n_embd, eps=LN_EPS)
         self.mlp = MLP(n_embd)
+        self.prefix = ""                                     # "h.<i>." for trace()
 
     def forward(self, x, past=None):
-        a, present = self.attn(self.ln_1(x), past)
-        x = x + a
-        return x + self.mlp(self.ln_2(x)), present
+        p = self.prefix
+        a, present = self.attn(trace(p + "ln_1", self.ln_1(x)), past)
+        x = trace(p + "res_attn", x + a)
+        return trace(p + "out", x + self.mlp(trace(p + "ln_2", self.ln_2(x)))), present
 
 
 class GPT2(nn.Module):
@@ -123,6 +141,10 @@ class GPT2(nn.Module):
         self.wpe = nn.Embedding(n_positions, n_embd)     # [n_positions, C]
         self.h = nn.ModuleList(Block(n_embd, n_head) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(n_embd, eps=LN_EPS)
+        for i, block in enumerate(self.h):               # the spec's names, for trace()
+            block.prefix = f"h.{i}."
+            block.attn.prefix = f"h.{i}.attn."
+            block.mlp.prefix = f"h.{i}.mlp."
 
     def forward(self, input_ids, past_key_values=None):
         """input_ids [B, T] int  ->  {"logits": [B, T, vocab_size], "past_key_values": [(k, v)
@@ -130,13 +152,15 @@ class GPT2(nn.Module):
         positions P .. P+T-1, P + T <= n_positions."""
         T = input_ids.shape[1]
         P = 0 if past_key_values is None else past_key_values[0][0].shape[2]
-        pos = torch.arange(P, P + T)
-        x = self.wte(input_ids.long()) + self.wpe(pos)   # [B, T, C]
+        pos = trace("pos", torch.arange(P, P + T))
+        x = trace("embed", trace("tok_emb", self.wte(input_ids.long())) +
+                  trace("pos_emb", self.wpe(pos)))       # [B, T, C]
         present = []
         for i, block in enumerate(self.h):
             x, kv = block(x, None if past_key_values is None else past_key_values[i])
             present.append(kv)
-        return {"logits": self.ln_f(x) @ self.wte.weight.t(), "past_key_values": present}
+        logits = trace("logits", trace("ln_f", self.ln_f(x)) @ self.wte.weight.t())
+        return {"logits": logits, "past_key_values": present}
 
 
 def greedy(model, prompt_ids, n_new):

@@ -488,7 +488,7 @@ static char *compile(const char *id, const char *isa)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    CgOptions opt = {"kiln build models/attn.yaml", isa};
+    CgOptions opt = {.command = "kiln build models/attn.yaml", .isa = isa};
     bool ok = cg_emit_model(g, &opt, f, &dg);
     fclose(f);
     if (!ok) {

@@ -296,7 +296,7 @@ static char *emit(const char *id, const char *isa)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    CgOptions opt = {"kiln build models/test.yaml -D d=4", isa};
+    CgOptions opt = {.command = "kiln build models/test.yaml -D d=4", .isa = isa};
     bool ok = cg_emit_model(g, &opt, f, &dg);
     fclose(f);
     if (!ok) {
@@ -574,6 +574,15 @@ static void test_emit_structure(void)
     expect_text("emit.model.weights", c, "{\"h.0.attn.w\", KILN_F32, 2, {8, 24}, {-1, -1}},");
     expect_text("emit.main", c, "return kiln_main(argc, argv, &model);");
     expect_no_text("emit.no_reshape_kernel", c, "k_h_0_attn_qh");
+    // The three head transposes have the same kernel: one function, named without the layer
+    // index, noinline, called once per node.
+    expect_text("emit.share.name", c, "static __attribute__((noinline)) void k_h_attn_qt(");
+    expect_text("emit.share.comment", c, "/* k_h_attn_qt  (3 nodes call it: the first is "
+                                         "described here)\n *   %");
+    expect_text("emit.share.callers", c, " *   also called for  h.0.attn.kt  test.yaml:10\n"
+                                         " *                    h.0.attn.vt  test.yaml:10\n");
+    expect_text("emit.share.call", c, "    k_h_attn_qt(b_h_0_attn_k, b_h_0_attn_kt, seq);\n");
+    expect_no_text("emit.share.once", c, "void k_h_0_attn_kt(");
 
     // Deterministic: a second emit of the same graph gives the same bytes.
     char *again = emit("emit.again", "scalar");
@@ -596,7 +605,7 @@ static void test_emit_names(void)
         expect_text("emit.names.dot", c, "static void k_fc1_b(");
         expect_text("emit.names.ln", c, "layer_norm  ln  test.yaml:20  (eps 1e-05)");
         expect_text("emit.names.gelu", c, "gelu  act  test.yaml:23  (erf)");
-        expect_text("emit.names.erff", c, "erff(");
+        expect_text("emit.names.erff", c, "s_gelu_erf(");     // the prelude's, not libm's erff
         expect_no_text("emit.names.no_layers", c, "/* h.");
         free(c);
     }
@@ -614,7 +623,7 @@ static void test_emit_names(void)
     c = emit("emit.names2", NULL);
     if (c) {
         expect_text("emit.names.unique1", c, "static void k_a_b(");
-        expect_text("emit.names.unique2", c, "static void k_a_b_2(");
+        expect_text("emit.names.unique2", c, "void k_a_b_2(");   // shared with 'unused': noinline
         expect_text("emit.names.input", c, "const float *in_in_put = r->inputs[0];");
         expect_text("emit.names.sym_local", c, "const int64_t n_2 = r->sym[0];");
         expect_text("emit.names.sym_bound", c, "{\"n\", n_MAX},");
@@ -625,7 +634,7 @@ static void test_emit_names(void)
     // Not a supported ISA yet: an error, nothing written.
     FILE *devnull = fopen("/dev/null", "w");
     dg.out = devnull;
-    CgOptions bad = {"kiln", "avx9"};
+    CgOptions bad = {.command = "kiln", .isa = "avx9"};
     CHECK("emit.isa.unknown", !cg_emit_model(g, &bad, devnull, &dg) && diag_count(&dg) > 0);
     fclose(devnull);
     dg.out = stderr;

@@ -475,7 +475,7 @@ static void run_generated(const char *id_, const int64_t *sym_val, Data *d, cons
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    CgOptions opt = {"kiln build models/fuse.yaml", "scalar"};
+    CgOptions opt = {.command = "kiln build models/fuse.yaml", .isa = "scalar"};
     bool ok = cg_emit_model(g, &opt, f, &dg);
     fclose(f);
     if (!ok) {
@@ -825,7 +825,7 @@ static void test_emit_text(void)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    CgOptions opt = {"kiln build models/fuse.yaml", "scalar"};
+    CgOptions opt = {.command = "kiln build models/fuse.yaml", .isa = "scalar"};
     bool ok = cg_emit_model(g, &opt, f, &dg);
     fclose(f);
     CHECK("fuse.text.emit", ok);

@@ -129,7 +129,7 @@ static char *emit_text(const Graph *g)
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    CgOptions opt = {"kiln build cases.yaml", NULL};
+    CgOptions opt = {.command = "kiln build cases.yaml", .isa = NULL};
     if (!cg_emit_model(g, &opt, f, &dg))
         KILN_BUG("test: cg_emit_model failed");
     fclose(f);
