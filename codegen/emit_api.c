@@ -98,21 +98,64 @@ static void shape_text(Buf *b, const Graph *g, const Type *t)
 }
 
 // NAME_forward's prototype, then `tail` (";" for a declaration, "" before a body) and a
-// newline.
-static void forward_prototype(Buf *b, const Graph *g, const Params *p, const char *tail)
+// newline.  entry_prototype writes NAME_<fn>'s, which leaves out the dims in `fixed` (a bit
+// per sym): NAME_prefill and NAME_decode.
+static void entry_prototype(Buf *b, const Graph *g, const Params *p, const char *fn,
+                            uint32_t fixed, const char *tail)
 {
     const char **items = xcalloc((size_t)p->n + 3, sizeof *items);
     int n = 0;
     items[n++] = "kiln_instance *m";
     for (int i = 0; i < p->n; i++)
-        items[n++] = p->item[i];
+        if (i >= g->n_syms || !(fixed & (1u << i)))
+            items[n++] = p->item[i];
     items[n++] = "char *err";
     items[n++] = "size_t errlen";
-    char *head = xsprintf("int %s_forward(", g->model_name);
+    char *head = xsprintf("int %s_%s(", g->model_name, fn);
     char *end = xsprintf(")%s", tail);
     blist(b, head, items, n, end);
     free(head);
     free(end);
+    free(items);
+}
+
+static void forward_prototype(Buf *b, const Graph *g, const Params *p, const char *tail)
+{
+    entry_prototype(b, g, p, "forward", 0, tail);
+}
+
+// With a state (a key/value cache), two entry points over NAME_forward: prefill (the state's
+// position fixed at 0: a new text) and, when the spec's text roles name the ids, decode (their
+// seq dim fixed at 1: one new token per row, at position `past`).  *prefill/*decode: the bit
+// of the dim each fixes, or 0 when the entry point does not exist.
+static void entry_points(const Graph *g, uint32_t *prefill, uint32_t *decode)
+{
+    *prefill = *decode = 0;
+    if (g->position_sym < 0)
+        return;
+    *prefill = 1u << g->position_sym;
+    if (g->text.present) {
+        int seq = g->nodes[g->inputs[g->text.ids]].type.dim[1].sym;
+        if (seq >= 0 && seq != g->position_sym)
+            *decode = 1u << seq;
+    }
+}
+
+// The body of an entry point: NAME_forward with the fixed dims at their value.
+static void entry_body(Buf *b, const Graph *g, const Params *p, uint32_t fixed, int value)
+{
+    const char **items = xcalloc((size_t)p->n + 3, sizeof *items);
+    char num[16];
+    snprintf(num, sizeof num, "%d", value);
+    int n = 0;
+    items[n++] = "m";
+    for (int i = 0; i < p->n; i++)
+        items[n++] = i < g->n_syms && (fixed & (1u << i)) ? num : p->name[i];
+    items[n++] = "err";
+    items[n++] = "errlen";
+    char *head = xsprintf("{\n    return %s_forward(", g->model_name);
+    blist(b, head, items, n, ");\n}\n");
+    free(head);
     free(items);
 }
 
@@ -135,8 +178,14 @@ void cg_emit_api(const Graph *g, Buf *b)
                " * this file with -DKILN_NO_MAIN to link it into a program.  KILN_NO_API leaves it\n"
                " * out, for programs that #include this file and call model.forward themselves. */\n"
                "#ifndef KILN_NO_API\n", name);
+    uint32_t prefill, decode;
+    entry_points(g, &prefill, &decode);
     open_prototype(b, g, ";");
     forward_prototype(b, g, &p, ";");
+    if (prefill)
+        entry_prototype(b, g, &p, "prefill", prefill, ";");
+    if (decode)
+        entry_prototype(b, g, &p, "decode", decode, ";");
     bprintf(b, "void %s_close(kiln_instance *m);\n\n", name);
     open_prototype(b, g, "");
     bputs(b, "{\n    return kiln_open(&model, weights_path, threads, err, errlen);\n}\n\n");
@@ -166,6 +215,14 @@ void cg_emit_api(const Graph *g, Buf *b)
     }
     bprintf(b, "    return kiln_forward(m, %s, %s, %s, err, errlen);\n}\n\n",
             g->n_syms ? "sym" : "NULL", g->n_inputs ? "in" : "NULL", g->n_outputs ? "out" : "NULL");
+    if (prefill) {
+        entry_prototype(b, g, &p, "prefill", prefill, "");
+        entry_body(b, g, &p, prefill, 0);
+    }
+    if (decode) {
+        entry_prototype(b, g, &p, "decode", decode, "");
+        entry_body(b, g, &p, decode, 1);
+    }
     bprintf(b, "void %s_close(kiln_instance *m)\n{\n    kiln_close(m);\n}\n", name);
     bputs(b, "#endif /* KILN_NO_API */\n\n");
     free_params(&p);
@@ -226,8 +283,18 @@ bool cg_emit_api_header(const Graph *g, FILE *out)
     bputs(&b, "#include <stddef.h>\n#include <stdint.h>\n\n"
               "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
               "typedef struct kiln_instance kiln_instance;\n\n");
+    uint32_t prefill, decode;
+    entry_points(g, &prefill, &decode);
     open_prototype(&b, g, ";");
     forward_prototype(&b, g, &p, ";");
+    if (prefill) {
+        bprintf(&b, "/* The key/value cache: %s_prefill starts a text (position 0), %s_decode "
+                    "runs one\n * more token per row at position %s (the tokens already run). "
+                    "*/\n", name, name, g->syms[g->position_sym].name);
+        entry_prototype(&b, g, &p, "prefill", prefill, ";");
+    }
+    if (decode)
+        entry_prototype(&b, g, &p, "decode", decode, ";");
     bprintf(&b, "void %s_close(kiln_instance *m);\n\n", name);
     bputs(&b, "#ifdef __cplusplus\n}\n#endif\n\n");
     bprintf(&b, "#endif /* %s */\n", bstr(&guard));

@@ -6,8 +6,9 @@
  *   chunks     a prefill of the prompt, then a chunk of 3 tokens, then one token at a time
  *              (past = the tokens already cached) give at every position the logits of one
  *              full forward over the whole text, within 1e-4 of their largest magnitude
- *   greedy     greedy decoding from the prompt, one token per call for all rows of the batch
- *              at once, picks exactly the ids PyTorch picked with past_key_values
+ *   greedy     greedy decoding from the prompt (gpt2_prefill), then one token per call for
+ *              all rows of the batch at once (gpt2_decode), picks exactly the ids PyTorch
+ *              picked with past_key_values
  *   full       a call that would write past the cache's rows fails with a message, and the
  *              instance still works afterwards (a fresh prefill gives the same logits)
  */
@@ -125,7 +126,7 @@ int main(int argc, char **argv)
 
     // Greedy, one token per call for the whole batch.
     int32_t *got = calloc((size_t)(B * N), sizeof *got), *step = malloc((size_t)B * sizeof *step);
-    rc = run(m, B, L, text, 0, P, part, err, sizeof err);
+    rc = gpt2_prefill(m, B, P, (const int32_t *)prompt.data, part, err, sizeof err);
     int64_t seq = P;
     for (int64_t k = 0; k < N && rc == 0; k++) {
         for (int64_t b = 0; b < B; b++) {
@@ -138,7 +139,7 @@ int main(int argc, char **argv)
         }
         seq = 1;
         if (k + 1 < N)
-            rc = gpt2_forward(m, B, 1, P + k, step, part, err, sizeof err);
+            rc = gpt2_decode(m, B, P + k, step, part, err, sizeof err);
     }
     int64_t diff = -1;
     for (int64_t e = 0; e < B * N && diff < 0; e++)
