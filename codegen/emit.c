@@ -91,8 +91,8 @@ bool cg_unsupported(Cg *cg, const Node *n, const char *fmt, ...)
 typedef struct {
     Cg cg;
     const Graph *g;
-    const char **names;         // every identifier taken at file scope or in forward()
-    int n_names, cap_names;
+    const char **names;         // every identifier taken at file scope or in forward(): an
+    size_t n_names, cap_names;  // open-addressing hash set of cap_names slots (a power of 2)
     const char **sym_max;       // [n_syms] enum name of each symbolic dim's bound
     const char **kname;         // [n_nodes] kernel function of a computing node
     int *kfirst;                // [n_nodes] the node whose kernel a computing node calls: the
@@ -139,18 +139,43 @@ static bool is_identifier(const char *s)
            strlen(s);
 }
 
+static size_t name_hash(const char *s)
+{
+    size_t h = 14695981039346656037ull;     // FNV-1a
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+// The slot of s in the set: where it is, or the empty slot where it would go.
+static size_t name_slot(const Emit *E, const char *s)
+{
+    size_t i = name_hash(s) & (E->cap_names - 1);
+    while (E->names[i] && strcmp(E->names[i], s) != 0)
+        i = (i + 1) & (E->cap_names - 1);
+    return i;
+}
+
 static bool taken(const Emit *E, const char *s)
 {
-    for (int i = 0; i < E->n_names; i++)
-        if (strcmp(E->names[i], s) == 0)
-            return true;
-    return cg_c_reserved(s);
+    return (E->cap_names && E->names[name_slot(E, s)]) || cg_c_reserved(s);
 }
 
 static const char *take(Emit *E, const char *s)
 {
+    if (2 * (E->n_names + 1) > E->cap_names) {     // grow at half full
+        const char **old = E->names;
+        size_t old_cap = E->cap_names;
+        E->cap_names = old_cap ? 2 * old_cap : 256;
+        E->names = xcalloc(E->cap_names, sizeof *E->names);
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i])
+                E->names[name_slot(E, old[i])] = old[i];
+        free(old);
+    }
     const char *copy = arena_strdup(&E->cg.tmp, s);
-    VEC_PUSH(E->names, E->n_names, E->cap_names, copy);
+    E->names[name_slot(E, copy)] = copy;
+    E->n_names++;
     return copy;
 }
 
