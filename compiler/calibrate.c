@@ -394,22 +394,11 @@ static bool calibration_save(const Machine *m, const char *path, bool quick, dou
     cJSON_AddBoolToObject(o, "quick", quick);
     cJSON_AddStringToObject(o, "date", m->date);
     cJSON_AddNumberToObject(o, "seconds", (double)(long)(seconds * 100) / 100);
-    char *text = cJSON_Print(o);
+    bool ok = make_parent(path) ? write_json(path, o)
+                                : (fprintf(stderr, "kiln: error: cannot write the calibration "
+                                                   "cache '%s': %s\n", path, strerror(errno)),
+                                   false);
     cJSON_Delete(o);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = text && make_parent(path) ? fopen(tmp, "w") : NULL;
-    bool ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0)
-        ok = false;
-    if (ok && rename(tmp, path) != 0)
-        ok = false;
-    if (!ok) {
-        fprintf(stderr, "kiln: error: cannot write the calibration cache '%s': %s\n", path,
-                strerror(errno));
-        unlink(tmp);
-    }
-    free(text);
     return ok;
 }
 

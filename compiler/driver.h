@@ -54,6 +54,11 @@ int kiln_cmd_diff(int argc, char **argv);
 int kiln_cmd_tokenize(int argc, char **argv);
 int kiln_cmd_calibrate(int argc, char **argv);
 
+// report.c: write root as JSON text to path atomically (a temporary beside it, then rename);
+// false after printing why it could not.
+struct cJSON;
+bool write_json(const char *path, struct cJSON *root);
+
 /* ---------------------------------------------------------------------------------------
  * calibrate.c: this machine's FP32 peak and read bandwidth, cached (kiln calibrate)
  */

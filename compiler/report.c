@@ -134,7 +134,8 @@ static cJSON *node_json(const Graph *g, int i, double flops, double bytes)
     return o;
 }
 
-static bool write_json(const char *path, cJSON *root)
+// See driver.h.
+bool write_json(const char *path, cJSON *root)
 {
     char *text = cJSON_Print(root);
     char *tmp = xsprintf("%s.tmp.%ld", path, (long)getpid());

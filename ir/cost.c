@@ -135,23 +135,6 @@ static void causal_pairs(CostPoly *p, CostTerm lead, Dim Sq, Dim Sk, int pos_sym
     }
 }
 
-static bool arithmetic(OpKind op)
-{
-    switch (op) {
-    case OP_ADD:
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_SCALE:
-    case OP_RELU:
-    case OP_TANH:
-    case OP_GELU:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static void attention_cost(const Graph *g, const Node *n, NodeCost *c)
 {
     const Type *q = &g->nodes[n->in[0]].type, *k = &g->nodes[n->in[1]].type,
@@ -217,7 +200,7 @@ bool ir_node_cost(const Graph *g, const Node *n, NodeCost *c)
     case OP_SOFTMAX: poly_add(&c->flops, per_elem(out, 5)); break;
     case OP_LAYER_NORM: poly_add(&c->flops, per_elem(out, 8)); break;
     default:
-        if (arithmetic(n->op))
+        if (op_is_arith(n->op))
             poly_add(&c->flops, per_elem(out, 1));
         break;
     }

@@ -106,23 +106,6 @@ int ir_op_inputs(const Node *n)
  * The pass
  */
 
-static bool is_candidate(OpKind op)
-{
-    switch (op) {
-    case OP_ADD:
-    case OP_SUB:
-    case OP_MUL:
-    case OP_DIV:
-    case OP_SCALE:
-    case OP_RELU:
-    case OP_TANH:
-    case OP_GELU:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static bool is_binary(OpKind op)
 {
     return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV;
@@ -352,7 +335,7 @@ bool ir_fuse_elementwise(Graph *g)
             continue;
         for (int k = 0; k < e->n_in; k++)
             e->in[k] = resolve(&f, e->in[k]);
-        if (is_candidate(e->op))
+        if (op_is_arith(e->op))
             changed |= try_fuse(&f, e);
     }
     for (int o = 0; o < g->n_outputs; o++)

@@ -24,6 +24,23 @@ const char *op_name(OpKind op)
     return op_info[op].name;
 }
 
+bool op_is_arith(OpKind op)
+{
+    switch (op) {
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL:
+    case OP_DIV:
+    case OP_SCALE:
+    case OP_RELU:
+    case OP_TANH:
+    case OP_GELU:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int op_lookup(const char *spec_name)
 {
     for (int i = 0; i < OP_COUNT; i++)

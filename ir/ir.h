@@ -113,6 +113,9 @@ typedef struct {
 extern const OpInfo op_info[OP_COUNT];
 const char *op_name(OpKind op);
 int op_lookup(const char *spec_name);   // OpKind, or -1
+// add sub mul div scale relu tanh gelu: the element-wise ops that compute (not cast or
+// causal_mask), which fuse-elementwise makes epilogues of and ir/cost.c counts as FLOPs.
+bool op_is_arith(OpKind op);
 
 typedef enum { DT_F32, DT_I32, DT_I64 } DType;
 const char *dtype_name(DType t);        // "f32", "i32", "i64"

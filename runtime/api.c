@@ -32,18 +32,6 @@ struct kiln_instance {
     float **state;              // [n_states] zeroed at open, at their bounds
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 /* ---------------------------------------------------------------------------------------
  * The model description
  */
@@ -51,11 +39,11 @@ static int fail(char *err, size_t errlen, const char *fmt, ...) {
 static int check_desc(const kiln_model *m, const char *what, const kiln_tensor_desc *d,
                       char *msg, size_t size) {
     if (!d->name || d->rank < 0 || d->rank > KILN_RT_MAX_RANK || kiln_dtype_size(d->dtype) == 0)
-        return fail(msg, size, "%s '%s': bad name, rank %d or dtype %d", what,
+        return kiln_seterr(msg, size, "%s '%s': bad name, rank %d or dtype %d", what,
                     d->name ? d->name : "(null)", d->rank, (int)d->dtype);
     for (int k = 0; k < d->rank; k++)
         if (d->sym[k] < -1 || d->sym[k] >= m->n_syms || (d->sym[k] < 0 && d->dims[k] < 0))
-            return fail(msg, size, "%s '%s': dim %d has sym %d (model has %d) and size %lld",
+            return kiln_seterr(msg, size, "%s '%s': dim %d has sym %d (model has %d) and size %lld",
                         what, d->name, k, d->sym[k], m->n_syms, (long long)d->dims[k]);
     return 0;
 }
@@ -64,15 +52,15 @@ static int check_desc(const kiln_model *m, const char *what, const kiln_tensor_d
 // appearing in some input (else nothing could bind it).
 int kiln_model_check(const kiln_model *m, char *msg, size_t size) {
     if (m->n_syms < 0 || m->n_syms > MAX_SYMS || (m->n_syms && !m->syms))
-        return fail(msg, size, "%d symbolic dims (the runtime allows %d)", m->n_syms, MAX_SYMS);
+        return kiln_seterr(msg, size, "%d symbolic dims (the runtime allows %d)", m->n_syms, MAX_SYMS);
     for (int s = 0; s < m->n_syms; s++)
         if (!m->syms[s].name || m->syms[s].max < 1)
-            return fail(msg, size, "symbolic dim %d has no name or a bound below 1", s);
+            return kiln_seterr(msg, size, "symbolic dim %d has no name or a bound below 1", s);
     if (m->n_inputs < 0 || m->n_outputs < 0 || m->n_weights < 0 || m->n_weight_prefixes < 0 ||
         (m->n_inputs && !m->inputs) || (m->n_outputs && !m->outputs) ||
         (m->n_weights && !m->weights) || (m->n_weight_prefixes && !m->weight_prefixes) ||
         !m->forward)
-        return fail(msg, size, "bad counts or missing arrays");
+        return kiln_seterr(msg, size, "bad counts or missing arrays");
     for (int i = 0; i < m->n_inputs; i++)
         if (check_desc(m, "input", &m->inputs[i], msg, size))
             return -1;
@@ -81,19 +69,19 @@ int kiln_model_check(const kiln_model *m, char *msg, size_t size) {
             return -1;
     if (m->n_states < 0 || (m->n_states && (!m->states || m->position_sym < 0 ||
                                              m->position_sym >= m->n_syms)))
-        return fail(msg, size, "bad states or position");
+        return kiln_seterr(msg, size, "bad states or position");
     for (int i = 0; i < m->n_states; i++)
         if (check_desc(m, "state", &m->states[i], msg, size) || m->states[i].dtype != KILN_F32)
             return -1;
     if (m->n_dump < 0 || (m->n_dump && !m->dump))       // a --dump build's table (dump.c)
-        return fail(msg, size, "bad dump table");
+        return kiln_seterr(msg, size, "bad dump table");
     for (int i = 0; i < m->n_dump; i++) {
         const kiln_dump_entry *e = &m->dump[i];
         bool ok = e->name && e->rank >= 0 && e->rank <= KILN_RT_MAX_RANK;
         for (int k = 0; ok && !e->held_by && k < e->rank; k++)
             ok = e->sym[k] < m->n_syms && (e->sym[k] >= 0 || e->dims[k] >= 0);
         if (!ok)
-            return fail(msg, size, "dump entry %d ('%s') is malformed", i,
+            return kiln_seterr(msg, size, "dump entry %d ('%s') is malformed", i,
                         e->name ? e->name : "?");
     }
     for (int i = 0; i < m->n_outputs; i++) {
@@ -106,7 +94,7 @@ int kiln_model_check(const kiln_model *m, char *msg, size_t size) {
                 for (int kk = 0; kk < m->inputs[j].rank; kk++)
                     bound |= m->inputs[j].sym[kk] == d->sym[k];
             if (!bound)
-                return fail(msg, size, "output '%s': dim '%s' appears in no input, so nothing "
+                return kiln_seterr(msg, size, "output '%s': dim '%s' appears in no input, so nothing "
                             "binds it", d->name, m->syms[d->sym[k]].name);
         }
     }
@@ -161,48 +149,48 @@ kiln_instance *kiln_open(const kiln_model *m, const char *weights_path, int thre
                          size_t errlen) {
     char msg[1024];
     if (!m || !weights_path) {
-        fail(err, errlen, "kiln_open: no model or no weights path");
+        kiln_seterr(err, errlen, "kiln_open: no model or no weights path");
         return NULL;
     }
     if (kiln_model_check(m, msg, sizeof msg)) {
-        fail(err, errlen, "internal error: bad model description: %s", msg);
+        kiln_seterr(err, errlen, "internal error: bad model description: %s", msg);
         return NULL;
     }
     if (kiln_cpu_check(m->isa, msg, sizeof msg)) {
-        fail(err, errlen, "%s", msg);
+        kiln_seterr(err, errlen, "%s", msg);
         return NULL;
     }
     if (threads < 0) {
-        fail(err, errlen, "kiln_open: %d threads (0 means the default)", threads);
+        kiln_seterr(err, errlen, "kiln_open: %d threads (0 means the default)", threads);
         return NULL;
     }
     kiln_instance *in = calloc(1, sizeof *in);
     if (!in || !(in->weights = calloc((size_t)m->n_weights + 1, sizeof *in->weights))) {
         free(in);
-        fail(err, errlen, "out of memory");
+        kiln_seterr(err, errlen, "out of memory");
         return NULL;
     }
     in->model = m;
     if (kiln_st_open(&in->st, weights_path, msg, sizeof msg) ||
         kiln_bind_weights(m, &in->st, in->weights, msg, sizeof msg)) {
-        fail(err, errlen, "%s", msg);
+        kiln_seterr(err, errlen, "%s", msg);
         goto fail;
     }
     if (!(in->arena = kiln_aligned_alloc(m->arena_bytes))) {
-        fail(err, errlen, "cannot allocate the %zu-byte arena", m->arena_bytes);
+        kiln_seterr(err, errlen, "cannot allocate the %zu-byte arena", m->arena_bytes);
         goto fail;
     }
     if (kiln_states_alloc(m, &in->state)) {
-        fail(err, errlen, "cannot allocate the model's state");
+        kiln_seterr(err, errlen, "cannot allocate the model's state");
         goto fail;
     }
     if (!(in->pool = kiln_pool_new(threads ? threads : kiln_default_threads()))) {
-        fail(err, errlen, "cannot create the worker threads");
+        kiln_seterr(err, errlen, "cannot create the worker threads");
         goto fail;
     }
     if (m->prepare) {
         if (!(in->packed = kiln_packed_alloc(m->packed_bytes))) {
-            fail(err, errlen, "cannot allocate the %zu bytes of packed weights", m->packed_bytes);
+            kiln_seterr(err, errlen, "cannot allocate the %zu bytes of packed weights", m->packed_bytes);
             goto fail;
         }
         kiln_run r;
@@ -213,7 +201,7 @@ kiln_instance *kiln_open(const kiln_model *m, const char *weights_path, int thre
         r.pool = in->pool;
         if (m->prepare(&r) != 0) {
             r.err[sizeof r.err - 1] = '\0';
-            fail(err, errlen, "prepare: %s", r.err[0] ? r.err : "failed (no message)");
+            kiln_seterr(err, errlen, "prepare: %s", r.err[0] ? r.err : "failed (no message)");
             goto fail;
         }
     }
@@ -234,7 +222,7 @@ static size_t numel_at(const kiln_tensor_desc *d, const int64_t *sym) {
 int kiln_forward(kiln_instance *in, const int64_t *sym, const void *const *inputs,
                  void *const *outputs, char *err, size_t errlen) {
     if (!in)
-        return fail(err, errlen, "kiln_forward: no instance");
+        return kiln_seterr(err, errlen, "kiln_forward: no instance");
     const kiln_model *m = in->model;
     kiln_run r;
     memset(&r, 0, sizeof r);
@@ -242,7 +230,7 @@ int kiln_forward(kiln_instance *in, const int64_t *sym, const void *const *input
     for (int s = 0; s < m->n_syms; s++) {
         int64_t lo = m->n_states && s == m->position_sym ? 0 : 1;  // a fresh state holds 0
         if (!sym || sym[s] < lo || sym[s] > m->syms[s].max)
-            return fail(err, errlen, "%s = %lld is outside [%lld, %lld]", m->syms[s].name,
+            return kiln_seterr(err, errlen, "%s = %lld is outside [%lld, %lld]", m->syms[s].name,
                         sym ? (long long)sym[s] : 0LL, (long long)lo, (long long)m->syms[s].max);
         r.sym[s] = sym[s];
     }
@@ -250,27 +238,27 @@ int kiln_forward(kiln_instance *in, const int64_t *sym, const void *const *input
     for (int i = 0; i < m->n_inputs; i++) {
         const kiln_tensor_desc *d = &m->inputs[i];
         if (!inputs || !inputs[i])
-            return fail(err, errlen, "input '%s' is NULL", d->name);
+            return kiln_seterr(err, errlen, "input '%s' is NULL", d->name);
         size_t n = numel_at(d, r.sym);
         const kiln_range *rg = m->input_ranges ? &m->input_ranges[i] : NULL;
         if (d->dtype == KILN_F32) {
             const float *x = inputs[i];
             for (size_t j = 0; j < n; j++)
                 if (!isfinite(x[j]))
-                    return fail(err, errlen, "input '%s' has a non-finite value at flat index "
+                    return kiln_seterr(err, errlen, "input '%s' has a non-finite value at flat index "
                                 "%zu", d->name, j);
         } else if (rg && rg->has_range && d->dtype == KILN_I32) {
             const int32_t *x = inputs[i];
             for (size_t j = 0; j < n; j++)
                 if (x[j] < rg->lo || x[j] > rg->hi)
-                    return fail(err, errlen, "input '%s' has the value %d at flat index %zu, "
+                    return kiln_seterr(err, errlen, "input '%s' has the value %d at flat index %zu, "
                                 "outside the spec's range [%lld, %lld]", d->name, x[j], j,
                                 (long long)rg->lo, (long long)rg->hi);
         }
     }
     for (int o = 0; o < m->n_outputs; o++)
         if (!outputs || !outputs[o])
-            return fail(err, errlen, "output '%s' is NULL", m->outputs[o].name);
+            return kiln_seterr(err, errlen, "output '%s' is NULL", m->outputs[o].name);
     r.weights = in->weights;
     r.inputs = inputs;
     r.outputs = outputs;
@@ -280,7 +268,7 @@ int kiln_forward(kiln_instance *in, const int64_t *sym, const void *const *input
     r.state = in->state;
     if (m->forward(&r) != 0) {
         r.err[sizeof r.err - 1] = '\0';
-        return fail(err, errlen, "%s", r.err[0] ? r.err : "forward failed (no message)");
+        return kiln_seterr(err, errlen, "%s", r.err[0] ? r.err : "forward failed (no message)");
     }
     return 0;
 }

@@ -35,18 +35,6 @@ struct kiln_dump {
     int n_written;          // .npy files written
 };
 
-static int seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int seterr(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 // Append formatted text to the index; false when out of memory.
 static bool index_addf(kiln_dump *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool index_addf(kiln_dump *d, const char *fmt, ...) {
@@ -76,16 +64,16 @@ static bool index_addf(kiln_dump *d, const char *fmt, ...) {
 kiln_dump *kiln_dump_open(const char *dir, char *err, size_t errlen) {
     struct stat st;
     if (!dir || !dir[0]) {
-        seterr(err, errlen, "--dump-dir needs a folder");
+        kiln_seterr(err, errlen, "--dump-dir needs a folder");
         return NULL;
     }
     if (stat(dir, &st) != 0) {
         if (errno != ENOENT || mkdir(dir, 0777) != 0) {
-            seterr(err, errlen, "%s: cannot create the folder: %s", dir, strerror(errno));
+            kiln_seterr(err, errlen, "%s: cannot create the folder: %s", dir, strerror(errno));
             return NULL;
         }
     } else if (!S_ISDIR(st.st_mode)) {
-        seterr(err, errlen, "%s: is not a folder", dir);
+        kiln_seterr(err, errlen, "%s: is not a folder", dir);
         return NULL;
     }
     kiln_dump *d = calloc(1, sizeof *d);
@@ -94,7 +82,7 @@ kiln_dump *kiln_dump_open(const char *dir, char *err, size_t errlen) {
         if (d)
             free(d->dir);
         free(d);
-        seterr(err, errlen, "out of memory");
+        kiln_seterr(err, errlen, "out of memory");
         return NULL;
     }
     return d;
@@ -125,12 +113,12 @@ int kiln_dump_add(kiln_dump *d, const kiln_dump_entry *e, const int64_t *dims,
         // The file name is the value's name; a '/' (never in a spec name) cannot escape DIR.
         if (strchr(e->name, '/') || snprintf(file, sizeof file, "%s.npy", e->name) >=
                                         (int)sizeof file)
-            return seterr(err, errlen, "cannot dump '%s': not a file name", e->name);
+            return kiln_seterr(err, errlen, "cannot dump '%s': not a file name", e->name);
         if (snprintf(path, sizeof path, "%s/%s", d->dir, file) >= (int)sizeof path)
-            return seterr(err, errlen, "%s/%s: path too long", d->dir, file);
+            return kiln_seterr(err, errlen, "%s/%s: path too long", d->dir, file);
         char msg[512];
         if (kiln_npy_write(path, e->dtype, e->rank, dims, data, msg, sizeof msg))
-            return seterr(err, errlen, "%s", msg);
+            return kiln_seterr(err, errlen, "%s", msg);
         d->n_written++;
     } else {
         snprintf(file, sizeof file, "(fused into %s)", e->held_by);
@@ -140,7 +128,7 @@ int kiln_dump_add(kiln_dump *d, const kiln_dump_entry *e, const int64_t *dims,
               add_field(d, shape, false) && add_field(d, e->spec, false) &&
               add_field(d, e->kernel, false) && add_field(d, file, false) &&
               add_field(d, e->inputs, true);
-    return ok ? 0 : seterr(err, errlen, "out of memory");
+    return ok ? 0 : kiln_seterr(err, errlen, "out of memory");
 }
 
 int kiln_dump_close(kiln_dump *d, char *err, size_t errlen) {
@@ -149,7 +137,7 @@ int kiln_dump_close(kiln_dump *d, char *err, size_t errlen) {
     int rc = 0;
     char path[4096];
     if (snprintf(path, sizeof path, "%s/index.tsv", d->dir) >= (int)sizeof path) {
-        rc = seterr(err, errlen, "%s/index.tsv: path too long", d->dir);
+        rc = kiln_seterr(err, errlen, "%s/index.tsv: path too long", d->dir);
     } else {
         // Atomically, as the .npy files: a temporary beside it, then rename.
         char tmp[4200];
@@ -162,7 +150,7 @@ int kiln_dump_close(kiln_dump *d, char *err, size_t errlen) {
         }
         FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
         if (!f) {
-            rc = seterr(err, errlen, "%s: cannot create: %s", path, strerror(errno));
+            rc = kiln_seterr(err, errlen, "%s: cannot create: %s", path, strerror(errno));
             if (fd >= 0) {
                 close(fd);
                 unlink(tmp);
@@ -171,7 +159,7 @@ int kiln_dump_close(kiln_dump *d, char *err, size_t errlen) {
             bool ok = fwrite(d->index, 1, d->len, f) == d->len;
             ok = fclose(f) == 0 && ok;
             if (!ok || rename(tmp, path) != 0) {
-                rc = seterr(err, errlen, "%s: write failed: %s", path, strerror(errno));
+                rc = kiln_seterr(err, errlen, "%s: write failed: %s", path, strerror(errno));
                 unlink(tmp);
             }
         }

@@ -257,6 +257,8 @@ void kiln_npy_free(kiln_npy *a);
 void *kiln_aligned_alloc(size_t bytes);  // 64-byte aligned, zeroed, touched once; NULL on failure
 void kiln_aligned_free(void *p);
 double kiln_now_ms(void);               // monotonic clock
+// Format a message into err (when err and errlen leave room) and return -1.
+int kiln_seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---------------------------------------------------------------------------------------
  * dump.c: intermediate tensors as DIR/NAME.npy plus DIR/index.tsv (--dump-dir), written by

@@ -27,19 +27,6 @@
 
 static const char npy_magic[6] = { '\x93', 'N', 'U', 'M', 'P', 'Y' };
 
-// Format a message into err (if there is room for one) and return -1.
-static int seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int seterr(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 // Format a shape as numpy prints it: "()", "(3,)", "(2, 3)"; truncated to fit buf.
 static const char *fmt_shape(char *buf, size_t size, int rank, const int64_t *dims) {
     size_t pos = 0;
@@ -96,9 +83,9 @@ typedef struct {
 
 static int cur_err(Cur *c, const char *what) {
     if (c->p == c->end)
-        return seterr(c->err, c->errlen, "header: %s at the end of the header dict (byte %zu); "
+        return kiln_seterr(c->err, c->errlen, "header: %s at the end of the header dict (byte %zu); "
                       "the dict is cut short", what, (size_t)(c->p - c->start));
-    return seterr(c->err, c->errlen, "header: %s at byte %zu of the header dict", what,
+    return kiln_seterr(c->err, c->errlen, "header: %s at byte %zu of the header dict", what,
                   (size_t)(c->p - c->start));
 }
 
@@ -255,7 +242,7 @@ static int parse_header(const char *text, size_t n, Header *h, char *err, size_t
     if (c.p != c.end)
         return cur_err(&c, "unexpected text after the dict");
     if (!seen_descr || !seen_fortran || !seen_shape)
-        return seterr(err, errlen, "header: missing key '%s'",
+        return kiln_seterr(err, errlen, "header: missing key '%s'",
                       !seen_descr ? "descr" : !seen_fortran ? "fortran_order" : "shape");
     return 0;
 }
@@ -265,7 +252,7 @@ static int parse_header(const char *text, size_t n, Header *h, char *err, size_t
 static int descr_dtype(const char *descr, kiln_dtype *out, char *err, size_t errlen) {
     const char *d = descr;
     if (*d == '>')
-        return seterr(err, errlen, "dtype '%s' is big-endian; kiln reads little-endian "
+        return kiln_seterr(err, errlen, "dtype '%s' is big-endian; kiln reads little-endian "
                       "arrays (convert with a.astype(a.dtype.newbyteorder('<')))", descr);
     if (*d == '<' || *d == '=' || *d == '|')
         d++;
@@ -276,7 +263,7 @@ static int descr_dtype(const char *descr, kiln_dtype *out, char *err, size_t err
     else if (strcmp(d, "i8") == 0)
         *out = KILN_I64;
     else
-        return seterr(err, errlen, "dtype '%s' is not supported (kiln reads '<f4', '<i4' "
+        return kiln_seterr(err, errlen, "dtype '%s' is not supported (kiln reads '<f4', '<i4' "
                       "and '<i8'; convert with a.astype(np.float32) or np.int32)", descr);
     return 0;
 }
@@ -290,19 +277,19 @@ static int descr_dtype(const char *descr, kiln_dtype *out, char *err, size_t err
 static int parse_npy(const unsigned char *buf, size_t len, kiln_npy *out, size_t *data_off,
                      size_t *nbytes, char *err, size_t errlen) {
     if (len < 8 || memcmp(buf, npy_magic, 6) != 0)
-        return seterr(err, errlen, "not a .npy file (it does not start with \\x93NUMPY)");
+        return kiln_seterr(err, errlen, "not a .npy file (it does not start with \\x93NUMPY)");
     unsigned major = buf[6], minor = buf[7];
     if (major < 1 || major > 3 || minor != 0)
-        return seterr(err, errlen, "unsupported .npy version %u.%u (kiln reads 1.0, 2.0, 3.0)",
+        return kiln_seterr(err, errlen, "unsupported .npy version %u.%u (kiln reads 1.0, 2.0, 3.0)",
                       major, minor);
     size_t pre = major == 1 ? 10 : 12;  // magic, version, header length
     if (len < pre)
-        return seterr(err, errlen, "file is truncated inside the header length");
+        return kiln_seterr(err, errlen, "file is truncated inside the header length");
     size_t hlen = major == 1 ? (size_t)buf[8] | (size_t)buf[9] << 8
                              : (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
                                    (size_t)buf[11] << 24;
     if (hlen > len - pre)
-        return seterr(err, errlen, "header is truncated: its length is %zu bytes but the file "
+        return kiln_seterr(err, errlen, "header is truncated: its length is %zu bytes but the file "
                       "has %zu after the preamble", hlen, len - pre);
 
     Header h;
@@ -313,20 +300,20 @@ static int parse_npy(const unsigned char *buf, size_t len, kiln_npy *out, size_t
     if (descr_dtype(h.descr, &dt, err, errlen))
         return -1;
     if (h.fortran)
-        return seterr(err, errlen, "array is in Fortran order; kiln reads C order (save "
+        return kiln_seterr(err, errlen, "array is in Fortran order; kiln reads C order (save "
                       "np.ascontiguousarray(a))");
     char sbuf[160];
     size_t need;
     if (!shape_bytes(h.rank, h.dims, kiln_dtype_size(dt), &need))
-        return seterr(err, errlen, "shape %s is too large",
+        return kiln_seterr(err, errlen, "shape %s is too large",
                       fmt_shape(sbuf, sizeof sbuf, h.rank, h.dims));
     size_t have = len - pre - hlen;
     if (have < need)
-        return seterr(err, errlen, "data is truncated: shape %s of '%s' needs %zu bytes, the "
+        return kiln_seterr(err, errlen, "data is truncated: shape %s of '%s' needs %zu bytes, the "
                       "file has %zu", fmt_shape(sbuf, sizeof sbuf, h.rank, h.dims), h.descr,
                       need, have);
     if (have > need)
-        return seterr(err, errlen, "file has %zu bytes of trailing data after the %zu bytes "
+        return kiln_seterr(err, errlen, "file has %zu bytes of trailing data after the %zu bytes "
                       "of shape %s of '%s'", have - need, need,
                       fmt_shape(sbuf, sizeof sbuf, h.rank, h.dims), h.descr);
 
@@ -350,7 +337,7 @@ int kiln_npy_parse(const void *buf, size_t len, kiln_npy *out, char *err, size_t
     out->data = malloc(nbytes ? nbytes : 1);
     if (!out->data) {
         memset(out, 0, sizeof *out);
-        return seterr(err, errlen, "out of memory for %zu bytes", nbytes);
+        return kiln_seterr(err, errlen, "out of memory for %zu bytes", nbytes);
     }
     memcpy(out->data, (const unsigned char *)buf + off, nbytes);
     return 0;
@@ -363,29 +350,29 @@ int kiln_npy_read(const char *path, kiln_npy *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return kiln_seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        return seterr(err, errlen, "%s: cannot stat: %s", path, strerror(e));
+        return kiln_seterr(err, errlen, "%s: cannot stat: %s", path, strerror(e));
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return seterr(err, errlen, "%s: is %s, not a .npy file", path,
+        return kiln_seterr(err, errlen, "%s: is %s, not a .npy file", path,
                       S_ISDIR(sb.st_mode)    ? "a directory"
                       : S_ISFIFO(sb.st_mode) ? "a FIFO (named pipe)"
                                              : "a device or socket");
     }
     if ((uint64_t)sb.st_size >= SIZE_MAX) {
         close(fd);
-        return seterr(err, errlen, "%s: file is too large", path);
+        return kiln_seterr(err, errlen, "%s: file is too large", path);
     }
     size_t len = (size_t)sb.st_size;
     unsigned char *buf = malloc(len ? len : 1);
     if (!buf) {
         close(fd);
-        return seterr(err, errlen, "%s: out of memory for %zu bytes", path, len);
+        return kiln_seterr(err, errlen, "%s: out of memory for %zu bytes", path, len);
     }
     size_t got = 0;
     while (got < len) {
@@ -396,8 +383,8 @@ int kiln_npy_read(const char *path, kiln_npy *out, char *err, size_t errlen) {
             int e = n < 0 ? errno : 0;
             close(fd);
             free(buf);
-            return e ? seterr(err, errlen, "%s: read failed: %s", path, strerror(e))
-                     : seterr(err, errlen, "%s: file shrank while being read", path);
+            return e ? kiln_seterr(err, errlen, "%s: read failed: %s", path, strerror(e))
+                     : kiln_seterr(err, errlen, "%s: file shrank while being read", path);
         }
         got += (size_t)n;
     }
@@ -408,7 +395,7 @@ int kiln_npy_read(const char *path, kiln_npy *out, char *err, size_t errlen) {
     if (parse_npy(buf, len, out, &off, &nbytes, msg, sizeof msg)) {
         free(buf);
         memset(out, 0, sizeof *out);
-        return seterr(err, errlen, "%s: %s", path, msg);
+        return kiln_seterr(err, errlen, "%s: %s", path, msg);
     }
     memmove(buf, buf + off, nbytes);
     void *shrunk = realloc(buf, nbytes ? nbytes : 1);
@@ -478,30 +465,30 @@ int kiln_npy_write_tmp(const char *path, kiln_dtype dtype, int rank, const int64
     *tmp_path = NULL;
     size_t isz = kiln_dtype_size(dtype), nbytes;
     if (isz == 0)
-        return seterr(err, errlen, "%s: cannot write dtype %d", path, (int)dtype);
+        return kiln_seterr(err, errlen, "%s: cannot write dtype %d", path, (int)dtype);
     if (rank < 0 || rank > KILN_RT_MAX_RANK)
-        return seterr(err, errlen, "%s: cannot write rank %d (limit %d)", path, rank,
+        return kiln_seterr(err, errlen, "%s: cannot write rank %d (limit %d)", path, rank,
                       KILN_RT_MAX_RANK);
     if (!shape_bytes(rank, dims, isz, &nbytes))
-        return seterr(err, errlen, "%s: cannot write a negative or too large shape", path);
+        return kiln_seterr(err, errlen, "%s: cannot write a negative or too large shape", path);
     if (nbytes > 0 && !data)
-        return seterr(err, errlen, "%s: no data to write", path);
+        return kiln_seterr(err, errlen, "%s: no data to write", path);
     char hdr[512];
     size_t hlen = make_header(hdr, sizeof hdr, dtype, rank, dims);
     if (hlen == 0)
-        return seterr(err, errlen, "%s: header too long", path);
+        return kiln_seterr(err, errlen, "%s: header too long", path);
 
     size_t plen = strlen(path);
     char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
     if (!tmp)
-        return seterr(err, errlen, "%s: out of memory", path);
+        return kiln_seterr(err, errlen, "%s: out of memory", path);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
     int fd = mkstemp(tmp);
     if (fd < 0) {
         int e = errno;
         free(tmp);
-        return seterr(err, errlen, "%s: cannot create a temporary file in its directory: %s",
+        return kiln_seterr(err, errlen, "%s: cannot create a temporary file in its directory: %s",
                       path, strerror(e));
     }
     // The runtime is single-threaded here, so reading the umask by setting it is safe.
@@ -513,13 +500,13 @@ int kiln_npy_write_tmp(const char *path, kiln_dtype dtype, int rank, const int64
         close(fd);
         unlink(tmp);
         free(tmp);
-        return seterr(err, errlen, "%s: write failed: %s", path, strerror(e));
+        return kiln_seterr(err, errlen, "%s: write failed: %s", path, strerror(e));
     }
     if (close(fd) != 0) {
         int e = errno;
         unlink(tmp);
         free(tmp);
-        return seterr(err, errlen, "%s: write failed: %s", path, strerror(e));
+        return kiln_seterr(err, errlen, "%s: write failed: %s", path, strerror(e));
     }
     *tmp_path = tmp;
     return 0;
@@ -536,7 +523,7 @@ int kiln_npy_write(const char *path, kiln_dtype dtype, int rank, const int64_t *
         int e = errno;
         unlink(tmp);
         free(tmp);
-        return seterr(err, errlen, "%s: cannot rename the temporary file into place: %s", path,
+        return kiln_seterr(err, errlen, "%s: cannot rename the temporary file into place: %s", path,
                       strerror(e));
     }
     free(tmp);

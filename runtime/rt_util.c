@@ -69,3 +69,14 @@ void *kiln_aligned_alloc(size_t bytes) {
 void kiln_aligned_free(void *p) {
     free(p);
 }
+
+// See kiln_rt.h.
+int kiln_seterr(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

@@ -43,19 +43,6 @@
  * Small helpers
  */
 
-// Format a message into err (if there is room for one) and return -1.
-static int seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int seterr(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 // Append to the message being built in err[0..errlen); *pos tracks its length.
 static void appendf(char *err, size_t errlen, size_t *pos, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -204,11 +191,11 @@ static const char *json_kind(const cJSON *v) {
 // Check the "__metadata__" entry: an object whose values are all strings.
 static int check_metadata(const cJSON *meta, const char *file, char *err, size_t errlen) {
     if (!cJSON_IsObject(meta))
-        return seterr(err, errlen, "%s: \"__metadata__\" must be an object of strings, not %s",
+        return kiln_seterr(err, errlen, "%s: \"__metadata__\" must be an object of strings, not %s",
                       file, json_kind(meta));
     for (const cJSON *f = meta->child; f; f = f->next)
         if (!cJSON_IsString(f))
-            return seterr(err, errlen,
+            return kiln_seterr(err, errlen,
                           "%s: \"__metadata__\": the value of \"%s\" must be a string, not %s",
                           file, f->string, json_kind(f));
     return 0;
@@ -224,9 +211,9 @@ static int parse_entry(const cJSON *e, const char *file, const unsigned char *da
     const char *name = e->string;
     t->name = strdup(name);
     if (!t->name)
-        return seterr(err, errlen, "%s: out of memory", file);
+        return kiln_seterr(err, errlen, "%s: out of memory", file);
     if (!cJSON_IsObject(e))
-        return seterr(err, errlen,
+        return kiln_seterr(err, errlen,
                       "%s: tensor '%s': entry must be an object with dtype, shape and "
                       "data_offsets, not %s", file, name, json_kind(e));
 
@@ -237,25 +224,25 @@ static int parse_entry(const cJSON *e, const char *file, const unsigned char *da
                              : strcmp(f->string, "data_offsets") == 0 ? &joffs
                                                                       : NULL;
         if (!slot)
-            return seterr(err, errlen,
+            return kiln_seterr(err, errlen,
                           "%s: tensor '%s': unknown field \"%s\" (the fields are dtype, shape "
                           "and data_offsets)", file, name, f->string);
         if (*slot)
-            return seterr(err, errlen, "%s: tensor '%s': field \"%s\" appears twice", file,
+            return kiln_seterr(err, errlen, "%s: tensor '%s': field \"%s\" appears twice", file,
                           name, f->string);
         *slot = f;
     }
     if (!jdtype || !jshape || !joffs)
-        return seterr(err, errlen, "%s: tensor '%s': missing field \"%s\"", file, name,
+        return kiln_seterr(err, errlen, "%s: tensor '%s': missing field \"%s\"", file, name,
                       !jdtype ? "dtype" : !jshape ? "shape" : "data_offsets");
 
     // "dtype": "F32"
     if (!cJSON_IsString(jdtype))
-        return seterr(err, errlen, "%s: tensor '%s': \"dtype\" must be a string, not %s", file,
+        return kiln_seterr(err, errlen, "%s: tensor '%s': \"dtype\" must be a string, not %s", file,
                       name, json_kind(jdtype));
     const StDtype *dt = st_dtype_find(jdtype->valuestring);
     if (!dt)
-        return seterr(err, errlen,
+        return kiln_seterr(err, errlen,
                       "%s: tensor '%s': unknown dtype \"%s\" (known: F64 F32 F16 BF16 I64 I32 "
                       "I16 I8 U64 U32 U16 U8 BOOL F8_E4M3 F8_E5M2)", file, name,
                       jdtype->valuestring);
@@ -264,7 +251,7 @@ static int parse_entry(const cJSON *e, const char *file, const unsigned char *da
 
     // "shape": [d0, d1, ...], each a whole number >= 0
     if (!cJSON_IsArray(jshape))
-        return seterr(err, errlen, "%s: tensor '%s': \"shape\" must be a list, not %s", file,
+        return kiln_seterr(err, errlen, "%s: tensor '%s': \"shape\" must be a list, not %s", file,
                       name, json_kind(jshape));
     int rank = 0;
     uint64_t numel = 1;
@@ -272,10 +259,10 @@ static int parse_entry(const cJSON *e, const char *file, const unsigned char *da
     for (const cJSON *d = jshape->child; d; d = d->next) {
         uint64_t v;
         if (rank == KILN_RT_MAX_RANK)
-            return seterr(err, errlen, "%s: tensor '%s': rank %d is above the limit of %d",
+            return kiln_seterr(err, errlen, "%s: tensor '%s': rank %d is above the limit of %d",
                           file, name, cJSON_GetArraySize(jshape), KILN_RT_MAX_RANK);
         if (!json_uint(d, &v))
-            return seterr(err, errlen,
+            return kiln_seterr(err, errlen,
                           "%s: tensor '%s': shape entry %d is not a whole number in [0, 2^53)",
                           file, name, rank);
         t->dims[rank++] = (int64_t)v;
@@ -287,15 +274,15 @@ static int parse_entry(const cJSON *e, const char *file, const unsigned char *da
     uint64_t off[2];
     if (!cJSON_IsArray(joffs) || cJSON_GetArraySize(joffs) != 2 ||
         !json_uint(joffs->child, &off[0]) || !json_uint(joffs->child->next, &off[1]))
-        return seterr(err, errlen,
+        return kiln_seterr(err, errlen,
                       "%s: tensor '%s': \"data_offsets\" must be a list of two whole numbers "
                       "[begin, end]", file, name);
     if (off[0] > off[1])
-        return seterr(err, errlen,
+        return kiln_seterr(err, errlen,
                       "%s: tensor '%s': data_offsets [%llu, %llu] are reversed (begin > end)",
                       file, name, (unsigned long long)off[0], (unsigned long long)off[1]);
     if (off[1] > data_len)
-        return seterr(err, errlen,
+        return kiln_seterr(err, errlen,
                       "%s: tensor '%s': data_offsets [%llu, %llu] run past the end of the data "
                       "buffer (%llu bytes); the file may be truncated", file, name,
                       (unsigned long long)off[0], (unsigned long long)off[1],
@@ -304,10 +291,10 @@ static int parse_entry(const cJSON *e, const char *file, const unsigned char *da
     char sbuf[160];
     uint64_t nbytes;
     if (overflow || __builtin_mul_overflow(numel, (uint64_t)dt->size, &nbytes))
-        return seterr(err, errlen, "%s: tensor '%s': shape %s is too large", file, name,
+        return kiln_seterr(err, errlen, "%s: tensor '%s': shape %s is too large", file, name,
                       fmt_dims(sbuf, sizeof sbuf, rank, t->dims));
     if (nbytes != off[1] - off[0])
-        return seterr(err, errlen,
+        return kiln_seterr(err, errlen,
                       "%s: tensor '%s': shape %s of %s needs %llu bytes, but data_offsets "
                       "[%llu, %llu] hold %llu", file, name,
                       fmt_dims(sbuf, sizeof sbuf, rank, t->dims), dt->name,
@@ -327,7 +314,7 @@ static int check_layout(const kiln_safetensors *st, Range *ranges, const char *f
                         char *err, size_t errlen) {
     for (int i = 1; i < st->n_tensors; i++)
         if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0)
-            return seterr(err, errlen, "%s: tensor '%s' appears twice in the header", file,
+            return kiln_seterr(err, errlen, "%s: tensor '%s' appears twice in the header", file,
                           st->tensors[i].name);
 
     // Sorted by begin, ranges that do not overlap have non-decreasing ends, so comparing
@@ -339,7 +326,7 @@ static int check_layout(const kiln_safetensors *st, Range *ranges, const char *f
         if (r->begin == r->end)
             continue;
         if (prev && r->begin < prev->end)
-            return seterr(err, errlen,
+            return kiln_seterr(err, errlen,
                           "%s: tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap in the "
                           "data buffer", file, prev->name, (unsigned long long)prev->begin,
                           (unsigned long long)prev->end, r->name, (unsigned long long)r->begin,
@@ -354,21 +341,21 @@ static int check_layout(const kiln_safetensors *st, Range *ranges, const char *f
 static int parse_file(kiln_safetensors *st, const unsigned char *buf, size_t len,
                       const char *file, char *err, size_t errlen) {
     if (len < 8)
-        return seterr(err, errlen,
+        return kiln_seterr(err, errlen,
                       "%s: file is %zu bytes, too short for the 8-byte header length of a "
                       "safetensors file", file, len);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = n << 8 | buf[i];
     if (n == 0)
-        return seterr(err, errlen, "%s: header length is 0; not a safetensors file", file);
+        return kiln_seterr(err, errlen, "%s: header length is 0; not a safetensors file", file);
     if (n > len - 8)
-        return seterr(err, errlen,
+        return kiln_seterr(err, errlen,
                       "%s: header length %llu is larger than the rest of the file (%zu bytes); "
                       "the file is truncated or not a safetensors file", file,
                       (unsigned long long)n, len - 8);
     if (n > HEADER_CAP)
-        return seterr(err, errlen, "%s: header length %llu is above the limit of %u bytes",
+        return kiln_seterr(err, errlen, "%s: header length %llu is above the limit of %u bytes",
                       file, (unsigned long long)n, HEADER_CAP);
     const unsigned char *hdr = buf + 8;
     size_t hlen = (size_t)n;
@@ -377,7 +364,7 @@ static int parse_file(kiln_safetensors *st, const unsigned char *buf, size_t len
 
     size_t bad = utf8_check(hdr, hlen);
     if (bad < hlen)
-        return seterr(err, errlen,
+        return kiln_seterr(err, errlen,
                       "%s: header is not valid UTF-8 text (byte 0x%02x at byte %zu of the "
                       "header)", file, hdr[bad], bad);
 
@@ -385,7 +372,7 @@ static int parse_file(kiln_safetensors *st, const unsigned char *buf, size_t len
     // has no NUL inside it (utf8_check rejects NUL bytes).
     char *text = malloc(hlen + 1);
     if (!text)
-        return seterr(err, errlen, "%s: out of memory for a %zu-byte header", file, hlen);
+        return kiln_seterr(err, errlen, "%s: out of memory for a %zu-byte header", file, hlen);
     memcpy(text, hdr, hlen);
     text[hlen] = '\0';
     const char *end = NULL;
@@ -397,20 +384,20 @@ static int parse_file(kiln_safetensors *st, const unsigned char *buf, size_t len
         for (; k < 24 && at + k < hlen; k++)
             near[k] = text[at + k] >= 0x20 && text[at + k] < 0x7f ? text[at + k] : '.';
         near[k] = '\0';
-        seterr(err, errlen, "%s: header is not valid JSON: error at byte %zu of the header "
+        kiln_seterr(err, errlen, "%s: header is not valid JSON: error at byte %zu of the header "
                "(file offset %zu), near '%s'", file, at, at + 8, near);
         free(text);
         return -1;
     }
     for (size_t i = (size_t)(end - text); i < hlen; i++) {
         if (!strchr(" \t\r\n", text[i])) {
-            seterr(err, errlen, "%s: header has data after the JSON object at byte %zu of the "
+            kiln_seterr(err, errlen, "%s: header has data after the JSON object at byte %zu of the "
                    "header", file, i);
             goto fail;
         }
     }
     if (!cJSON_IsObject(root)) {
-        seterr(err, errlen, "%s: header must be a JSON object, not %s", file,
+        kiln_seterr(err, errlen, "%s: header must be a JSON object, not %s", file,
                json_kind(root));
         goto fail;
     }
@@ -419,7 +406,7 @@ static int parse_file(kiln_safetensors *st, const unsigned char *buf, size_t len
     for (const cJSON *e = root->child; e; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) {
             if (++n_meta > 1) {
-                seterr(err, errlen, "%s: \"__metadata__\" appears twice in the header", file);
+                kiln_seterr(err, errlen, "%s: \"__metadata__\" appears twice in the header", file);
                 goto fail;
             }
             if (check_metadata(e, file, err, errlen))
@@ -436,7 +423,7 @@ static int parse_file(kiln_safetensors *st, const unsigned char *buf, size_t len
     st->path = strdup(file);
     if (!ranges || !st->tensors || !st->aligned || !st->path) {
         free(ranges);
-        seterr(err, errlen, "%s: out of memory for %d tensors", file, n_entries);
+        kiln_seterr(err, errlen, "%s: out of memory for %d tensors", file, n_entries);
         goto fail;
     }
     for (const cJSON *e = root->child; e; e = e->next) {
@@ -492,32 +479,32 @@ int kiln_st_open(kiln_safetensors *st, const char *path, char *err, size_t errle
     memset(st, 0, sizeof *st);
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return seterr(err, errlen, "%s: cannot open weights: %s", path, strerror(errno));
+        return kiln_seterr(err, errlen, "%s: cannot open weights: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        return seterr(err, errlen, "%s: cannot stat: %s", path, strerror(e));
+        return kiln_seterr(err, errlen, "%s: cannot stat: %s", path, strerror(e));
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return seterr(err, errlen, "%s: is %s, not a safetensors file", path,
+        return kiln_seterr(err, errlen, "%s: is %s, not a safetensors file", path,
                       file_kind(sb.st_mode));
     }
     if (sb.st_size == 0) {
         close(fd);
-        return seterr(err, errlen, "%s: file is empty, not a safetensors file", path);
+        return kiln_seterr(err, errlen, "%s: file is empty, not a safetensors file", path);
     }
     if ((uint64_t)sb.st_size > SIZE_MAX) {
         close(fd);
-        return seterr(err, errlen, "%s: file is too large to map", path);
+        return kiln_seterr(err, errlen, "%s: file is too large to map", path);
     }
     size_t size = (size_t)sb.st_size;
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);
     if (map == MAP_FAILED)
-        return seterr(err, errlen, "%s: cannot map %zu bytes: %s", path, size, strerror(e));
+        return kiln_seterr(err, errlen, "%s: cannot map %zu bytes: %s", path, size, strerror(e));
     if (parse_file(st, map, size, path, err, errlen)) {
         munmap(map, size);
         return -1;
@@ -676,7 +663,7 @@ int kiln_bind_weights(const kiln_model *m, const kiln_safetensors *st, const voi
         for (int p = 0; !t && p < m->n_weight_prefixes; p++) {
             char *full = concat(m->weight_prefixes[p], w->name);
             if (!full)
-                return seterr(err, errlen, "out of memory");
+                return kiln_seterr(err, errlen, "out of memory");
             t = kiln_st_find(st, full);
             free(full);
             via = p;
@@ -689,14 +676,14 @@ int kiln_bind_weights(const kiln_model *m, const kiln_safetensors *st, const voi
             snprintf(as, sizeof as, " (found as '%s')", t->name);
         const char *want = st_dtype_of(w->dtype);
         if (strcmp(t->dtype_str, want) != 0)
-            return seterr(err, errlen, "weight '%s'%s: dtype is %s in the file, the spec wants %s",
+            return kiln_seterr(err, errlen, "weight '%s'%s: dtype is %s in the file, the spec wants %s",
                           w->name, as, t->dtype_str, kiln_dtype_name(w->dtype));
         bool same = t->rank == w->rank;
         for (int k = 0; same && k < w->rank; k++)
             same = t->dims[k] == w->dims[k];
         if (!same) {
             char a[160], b[160];
-            return seterr(err, errlen, "weight '%s'%s: shape in the file is %s, the spec wants %s",
+            return kiln_seterr(err, errlen, "weight '%s'%s: shape in the file is %s, the spec wants %s",
                           w->name, as, fmt_dims(a, sizeof a, t->rank, t->dims),
                           fmt_dims(b, sizeof b, w->rank, w->dims));
         }
@@ -707,12 +694,12 @@ int kiln_bind_weights(const kiln_model *m, const kiln_safetensors *st, const voi
             continue;
         }
         if (!st->aligned)
-            return seterr(err, errlen, "weight '%s': the weights file is not open", w->name);
+            return kiln_seterr(err, errlen, "weight '%s': the weights file is not open", w->name);
         size_t idx = (size_t)(t - st->tensors);
         if (!st->aligned[idx]) {
             void *copy = kiln_aligned_alloc(t->nbytes);
             if (!copy)
-                return seterr(err, errlen, "weight '%s': out of memory for an aligned copy "
+                return kiln_seterr(err, errlen, "weight '%s': out of memory for an aligned copy "
                               "of %zu bytes", w->name, t->nbytes);
             memcpy(copy, t->data, t->nbytes);
             st->aligned[idx] = copy;
