@@ -19,17 +19,27 @@
  * per vector known when the C is written:
  *   kt[d][c] = k[j0 + c, d]          the key block transposed once per query block (zero past
  *                                    the last key), so that the scores are
- *   s[c] += q[i, d] * kt[d][c]       an i-k-j product over up to 4 vectors of keys in
- *                                    registers (the hot loop; each s[c] sums over d in order)
- *   acc[r] = acc[r] * alpha + sum_c p[c] v[j0 + c]    up to 4 vectors of Dv in registers per
- *                                    pass over the keys; a partial last vector (Dv 7 with VL
- *                                    8, ...) is read with V_LOAD_N and stored with V_STORE_N
- * The scale, mask and causal test are a plain loop over the block's keys; the max and the
- * sum use V_MAX / V_ADD over whole vectors (lanes past the last key are -inf, so exp gives
- * 0); exp is attn_expf, plain C that clang vectorizes (written once per file).
+ *   s[x][c] += q[i, d] * kt[d][c]    an i-k-j product over a register tile of ROWS (4) query
+ *                                    rows i = i0 + r0 + x by up to 4 vectors of keys: per d,
+ *                                    one broadcast of q per row and one load of kt per vector
+ *                                    feed 16 FMAs (the hot loop; each s[x][c] sums over d in
+ *                                    order)
+ *   acc[r] = acc[r] * alpha[x] + sum_c p[x][c] v[j0 + c]    the same tile over Dv, r = r0 + x:
+ *                                    per key, one broadcast of p per row and one load of v
+ *                                    per vector feed 16 FMAs; a partial last vector (Dv 7 with
+ *                                    VL 8, ...) is read with V_LOAD_N and stored with V_STORE_N
+ * One row at a time, every FMA would need a load of its own (of kt or of v) and both loops
+ * would be load-bound.  The rows of a block that do not fill a tile (ni % 4) take the same
+ * steps one at a time; a row's arithmetic is the same either way, so the tiling changes no
+ * output.  tile_vectors gives the vectors per row for each ISA's register count.
+ * Between the two, row by row: the scale, mask and causal test are a plain loop over the
+ * block's keys; the max and the sum use V_MAX / V_ADD over whole vectors (lanes past the last
+ * key are -inf, so exp gives 0); exp is attn_expf, plain C that clang vectorizes (written once
+ * per file).
  *
  * Causal: key blocks entirely above the diagonal are never visited (the key loop stops at
- * the block's last visible key); inside the diagonal block the masked scores are -inf.
+ * the query block's last visible key), nor, within a key block, the tiles of rows that see
+ * none of its keys (they would add p 0 with alpha 1); elsewhere the masked scores are -inf.
  *
  * Agreement with the unfused chain (softmax then matmul), to float rounding:
  *   - a row whose scores are all -inf (every key masked, or causal with Sq > Sk) has sum 0
@@ -48,11 +58,19 @@
 #include <string.h>
 
 #define KT_FLOATS 8192  // the transposed key block kt[D][BK] stays within 32 KiB when it can
-#define BQ_MAX 32       // query rows per block (per task)
+#define BQ_MAX 128      // query rows per block (per task)
 #define ACC_FLOATS 8192 // acc[BQ][Dv] within 32 KiB
-#define UNROLL 4        // vectors in registers in the score and accumulate loops
+#define ROWS 4          // query rows in a register tile (the score and accumulate loops)
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Vectors per row in a register tile (at most 4): ROWS rows of that many accumulators, plus
+// as many loads and the rows' broadcasts, fit the ISA's vector registers: 16 + 4 + 4 of
+// AVX-512's and NEON's 32, 8 + 2 + 4 of AVX2's 16 (scalar: as AVX2, in general registers).
+static int tile_vectors(Isa isa)
+{
+    return isa == ISA_AVX512 || isa == ISA_NEON ? 4 : 2;
+}
 
 // exp for the softmax's exp(s - max) <= 0, written once per file (cg_emit_attention_support,
 // before the kernels).  libm's expf is a call per
@@ -146,41 +164,151 @@ static const char *vload(Cg *cg, const char *p, int64_t off, int64_t len, int vl
                     : cg_fmt(cg, "V_LOAD(%s)", at);
 }
 
-// The accumulate step for the vectors [v0, v1) of Dv (v1 - v0 <= UNROLL), where `d` is
-// either a loop variable (full vectors only) or NULL (static offsets v0 * vl ...):
-//   acc[r][..] = acc[r][..] * alpha + sum over the block's keys of s[c] * v[j0 + c][..]
-static void accumulate(Kernel *k, int64_t v0, int64_t v1, const char *d, int64_t Dv, int vl)
+/* ---------------------------------------------------------------------------------------
+ * The register tile: the score and accumulate loops for a few query rows at once (see
+ * "Loops" atop the file).  Each emitter writes the loop for a RowTile, either ROWS rows or
+ * the one row rr of the loop over the rows left, with the same arithmetic per row.
+ */
+
+// The tile as the generated code names its rows: rows r0 + 0 .. r0 + n - 1 (ix "0", "1",
+// ...), or the one row r0 + rr of the loop over the last rows (ix "rr").
+typedef struct {
+    int n;                  // rows in the tile
+    const char *ix[ROWS];   // row x of the tile is query row i0 + r0 + ix[x] of the block
+} RowTile;
+
+// "r0", "r0 + 1", "r0 + rr": row x of the tile within the block.
+static const char *tile_row(Cg *cg, const RowTile *t, int x)
+{
+    return strcmp(t->ix[x], "0") == 0 ? "r0" : cg_fmt(cg, "r0 + %s", t->ix[x]);
+}
+
+// "p + c", "p + c + 16": vector y of a group starting at `base` ("c", "d" or NULL for 0).
+static const char *vec_at(Cg *cg, const char *p, const char *base, int64_t off)
+{
+    if (!base)
+        return off ? cg_fmt(cg, "%s + %lld", p, (long long)off) : p;
+    return off ? cg_fmt(cg, "%s + %s + %lld", p, base, (long long)off)
+               : cg_fmt(cg, "%s + %s", p, base);
+}
+
+// The scores of the tile's rows against the key block, u vectors of keys at a time (kt is
+// zero past nj, and each row of s holds BK):
+//   s[x][c] = sum over d of q[i0 + r0 + x, d] * kt[d][c]
+// For each d: u loads of kt and one broadcast of q per row feed n * u FMAs.
+static void scores(Kernel *k, const RowTile *t, int u, int64_t D, int vl)
+{
+    Cg *cg = k->cg;
+    Buf *b = &k->body;
+    for (int x = 0; x < t->n; x++)
+        bline(b, "const float *restrict qr%d = qm + (i0 + %s) * %lld;", x, tile_row(cg, t, x),
+              (long long)D);
+    bline(b, "for (int64_t c = 0; c < nj; c += %d) {", u * vl);
+    b->indent++;
+    for (int x = 0; x < t->n; x++) {
+        Buf decl = {0};
+        for (int y = 0; y < u; y++)
+            bprintf(&decl, "%ss%d%d = V_ZERO()", y ? ", " : "V_T ", x, y);
+        bline(b, "%s;", bstr(&decl));
+        bfree(&decl);
+    }
+    bline(b, "for (int64_t d = 0; d < %lld; d++) {   // the hot loop", (long long)D);
+    b->indent++;
+    for (int y = 0; y < u; y++)
+        bline(b, "const V_T k%d = V_LOAD(%s);", y, vec_at(cg, "kt[d]", "c", (int64_t)y * vl));
+    for (int x = 0; x < t->n; x++) {
+        bline(b, "const V_T qd%d = V_SET1(qr%d[d]);", x, x);
+        for (int y = 0; y < u; y++)
+            bline(b, "s%d%d = V_FMA(qd%d, k%d, s%d%d);", x, y, x, y, x, y);
+    }
+    b->indent--;
+    bline(b, "}");
+    for (int x = 0; x < t->n; x++)
+        for (int y = 0; y < u; y++)
+            bline(b, "V_STORE(%s, s%d%d);",
+                  vec_at(cg, cg_fmt(cg, "s[%s]", t->ix[x]), "c", (int64_t)y * vl), x, y);
+    b->indent--;
+    bline(b, "}");
+}
+
+// The accumulate step for the vectors [v0, v1) of Dv (at most 4), where `d` is either a
+// loop variable (whole vectors only) or NULL (static offsets v0 * vl ...):
+//   acc[r0 + x][..] = acc[r0 + x][..] * alpha[x] + sum over the block's keys c of
+//                     s[x][c] * v[j0 + c][..]
+// For each key: the vectors of its row of v are loaded once for the tile's rows, each row
+// broadcasts its probability: n * (v1 - v0) FMAs.
+static void accumulate(Kernel *k, const RowTile *t, int64_t v0, int64_t v1, const char *d,
+                       int64_t Dv, int vl)
 {
     Cg *cg = k->cg;
     Buf *b = &k->body;
     int u = (int)(v1 - v0);
-    for (int x = 0; x < u; x++) {
-        int64_t off = (v0 + x) * vl;
-        const char *at = d ? (x ? cg_fmt(cg, "acc[r] + %s + %lld", d, (long long)(x * vl))
-                                : cg_fmt(cg, "acc[r] + %s", d))
-                           : (off ? cg_fmt(cg, "acc[r] + %lld", (long long)off) : "acc[r]");
-        bline(b, "V_T o%d = V_MUL(V_LOAD(%s), va);", x, at);
-    }
-    bline(b, "for (int64_t c = 0; c < nj; c++) {");
+    // o<x><y>: row x of the tile, vector y of the group (u <= 4, as tile_vectors).
+    const char *acc_at[ROWS][4];
+    for (int x = 0; x < t->n; x++)
+        for (int y = 0; y < u; y++) {
+            const char *row = cg_fmt(cg, "acc[%s]", tile_row(cg, t, x));
+            acc_at[x][y] = vec_at(cg, row, d, d ? (int64_t)y * vl : (v0 + y) * vl);
+            bline(b, "V_T o%d%d = V_MUL(V_LOAD(%s), va%d);", x, y, acc_at[x][y], x);
+        }
+    bline(b, "for (int64_t c = 0; c < nj; c++) {   // the hot loop");
     b->indent++;
-    bline(b, "const V_T pc = V_SET1(s[c]);");
     bline(b, "const float *restrict vr = vm + (j0 + c) * %lld%s;", (long long)Dv,
           d ? cg_fmt(cg, " + %s", d) : "");
-    for (int x = 0; x < u; x++) {
-        int64_t off = d ? x * vl : (v0 + x) * vl;
-        int64_t len = d ? vl : min64(vl, Dv - (v0 + x) * vl);
-        bline(b, "o%d = V_FMA(pc, %s, o%d);", x, vload(cg, "vr", off, len, vl), x);
+    for (int y = 0; y < u; y++) {
+        int64_t off = d ? (int64_t)y * vl : (v0 + y) * vl;
+        int64_t len = d ? vl : min64(vl, Dv - (v0 + y) * vl);
+        bline(b, "const V_T v%d = %s;", y, vload(cg, "vr", off, len, vl));
+    }
+    for (int x = 0; x < t->n; x++) {
+        bline(b, "const V_T p%d = V_SET1(s[%s][c]);", x, t->ix[x]);
+        for (int y = 0; y < u; y++)
+            bline(b, "o%d%d = V_FMA(p%d, v%d, o%d%d);", x, y, x, y, x, y);
     }
     b->indent--;
     bline(b, "}");
-    for (int x = 0; x < u; x++) {
-        int64_t off = (v0 + x) * vl;
-        const char *at = d ? (x ? cg_fmt(cg, "acc[r] + %s + %lld", d, (long long)(x * vl))
-                                : cg_fmt(cg, "acc[r] + %s", d))
-                           : (off ? cg_fmt(cg, "acc[r] + %lld", (long long)off) : "acc[r]");
-        bline(b, "V_STORE(%s, o%d);", at, x);
+    for (int x = 0; x < t->n; x++)
+        for (int y = 0; y < u; y++)
+            bline(b, "V_STORE(%s, o%d%d);", acc_at[x][y], x, y);
+}
+
+// acc = acc * alpha + p v for the tile's rows, u vectors of Dv per pass over the keys: a
+// loop over whole groups of u whole vectors, then the rest (a partial last vector, Dv 7
+// with VL 8, is read with V_LOAD_N; acc rows are padded to whole vectors).
+static void accumulate_rows(Kernel *k, const RowTile *t, int u, int64_t Dv, int vl)
+{
+    Buf *b = &k->body;
+    int64_t DvP = (Dv + vl - 1) / vl * vl;
+    int64_t nvec = DvP / vl, full = Dv / vl;       // vectors, of which whole
+    int64_t groups = full / u;                     // whole groups of u whole vectors
+    for (int x = 0; x < t->n; x++)
+        bline(b, "const V_T va%d = V_SET1(alpha[%s]);", x, t->ix[x]);
+    if (groups > 1) {
+        bline(b, "for (int64_t d = 0; d < %lld; d += %lld) {", (long long)(groups * u * vl),
+              (long long)(u * vl));
+        b->indent++;
+        accumulate(k, t, 0, u, "d", Dv, vl);
+        b->indent--;
+        bline(b, "}");
+    } else if (groups == 1) {
+        bline(b, "{");
+        b->indent++;
+        accumulate(k, t, 0, u, NULL, Dv, vl);
+        b->indent--;
+        bline(b, "}");
+    }
+    for (int64_t v0 = groups * u; v0 < nvec; v0 += u) {
+        bline(b, "{");
+        b->indent++;
+        accumulate(k, t, v0, min64(nvec, v0 + u), NULL, Dv, vl);
+        b->indent--;
+        bline(b, "}");
     }
 }
+
+/* ---------------------------------------------------------------------------------------
+ * The task
+ */
 
 // The body of one task: blocks [begin, end), block blk being query rows [i0, i0 + BQ) of
 // leading index bh.  Uses the parameter names of the kernel (q, k, v, mask, out).
@@ -198,7 +326,13 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     if (n->attr.attention.has_offset)       // causal from the state's position
         off = cg_sym(cg, n->attr.attention.offset_sym);
     int64_t DvP = (Dv + vl - 1) / vl * vl;      // acc rows padded to whole vectors
-    int us = (int)min64(UNROLL, BK / vl);       // score vectors in registers
+    int tv = tile_vectors(cg->isa);
+    int us = (int)min64(tv, BK / vl);           // score vectors per row in registers
+    int ua = (int)min64(tv, DvP / vl);          // accumulator vectors per row in registers
+    int nt = (int)min64(ROWS, BQ);              // rows in a full tile
+    RowTile tile = {.n = nt}, one = {.n = 1, .ix = {"rr"}};
+    for (int x = 0; x < nt; x++)
+        tile.ix[x] = cg_fmt(cg, "%d", x);
 
     bool one_qb = tq->dim[r - 2].sym < 0 && tq->dim[r - 2].size <= BQ;
     if (!one_qb)
@@ -251,6 +385,7 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     b->indent++;
     bline(b, "const int64_t nj = %s - j0 < %lld ? %s - j0 : %lld;", j_end, (long long)BK, j_end,
           (long long)BK);
+    bline(b, "const int64_t nv = (nj + VL - 1) / VL * VL;   // keys up to whole vectors");
     bline(b, "float kt[%lld][%lld];   // kt[d][c] = k[j0 + c, d], zero past nj", (long long)D,
           (long long)BK);
     bline(b, "for (int64_t d = 0; d < %lld; d++) {", (long long)D);
@@ -259,101 +394,115 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     bline(b, "    for (int64_t c = nj; c < %lld; c++)", (long long)BK);
     bline(b, "        kt[d][c] = 0.0f;");
     bline(b, "}");
-    bline(b, "for (int64_t r = 0; r < ni; r++) {");
+    const char *r_lo = "0";
+    if (causal) {
+        // Row i0 + r sees a key of the block when j0 <= i0 + r + offset: the tiles before the
+        // first such row would only add -inf scores (p 0, alpha 1), so they are skipped.
+        const char *first = cg_fmt(cg, "j0 - i0%s", off ? cg_fmt(cg, " - %s", off) : "");
+        bline(b, "// Causal: the tiles before r_lo see no key of this block (all -inf).");
+        bline(b, "const int64_t r_lo = %s > 0 ? (%s) / %d * %d : 0;", first, first, nt, nt);
+        r_lo = "r_lo";
+    }
+    bline(b, "for (int64_t r0 = %s; r0 < ni; r0 += %d) {   // the rows, in tiles of %d", r_lo, nt,
+          nt);
     b->indent++;
-    bline(b, "const int64_t i = i0 + r;");
-    bline(b, "const float *restrict qr = qm + i * %lld;", (long long)D);
+    bline(b, "const int64_t nr = ni - r0 < %d ? ni - r0 : %d;   // rows in this tile", nt, nt);
+    bline(b, "float s[%d][%lld];   // s[x][c]: row r0 + x's scores, then exp(score - max)", nt,
+          (long long)BK);
+    bline(b, "float alpha[%d];   // exp(old max - new max) of each row", nt);
+
+    // Scores: the tile, or the last rows one at a time.
+    if (nt > 1) {
+        bline(b, "if (nr == %d) {   // %d rows: per d, %d broadcasts of q and %d load%s of kt, "
+                 "%d FMAs", nt, nt, nt, us, us > 1 ? "s" : "", nt * us);
+        b->indent++;
+        scores(k, &tile, us, D, vl);
+        b->indent--;
+        bline(b, "} else {");
+        b->indent++;
+    }
+    bline(b, "for (int64_t rr = 0; rr < nr; rr++) {   // %s", nt > 1 ? "the last rows, one at "
+          "a time" : "one row at a time");
+    b->indent++;
+    scores(k, &one, us, D, vl);
+    b->indent--;
+    bline(b, "}");
+    if (nt > 1) {
+        b->indent--;
+        bline(b, "}");
+    }
+
+    // Scale, mask, causal; -inf past nj up to whole vectors; the online softmax, per row.
+    bline(b, "for (int64_t rr = 0; rr < nr; rr++) {   // the online softmax, row by row");
+    b->indent++;
+    bool row_i = causal || (has_mask && !mono_is(mst[r - 2], 0));   // the row's index used
+    bline(b, "const int64_t r = r0 + rr%s;", row_i ? ", i = i0 + r" : "");
+    bline(b, "float *restrict sr = s[rr];");
     if (has_mask) {
         const char *msq = mono_is(mst[r - 2], 0) ? NULL : cg_mono(cg, mst[r - 2], true);
         bline(b, "const float *restrict mr = %s;", msq ? cg_fmt(cg, "mm + i * %s", msq) : "mm");
     }
-
-    // Scores, us vectors of keys at a time (kt is zero past nj, s holds BK).
-    bline(b, "float s[%lld];", (long long)BK);
-    bline(b, "for (int64_t c = 0; c < nj; c += %lld) {", (long long)(us * vl));
-    b->indent++;
-    Buf decl = {0};
-    for (int x = 0; x < us; x++)
-        bprintf(&decl, "%s%s = V_ZERO()", x ? ", " : "V_T ", cg_fmt(cg, "s%d", x));
-    bline(b, "%s;", bstr(&decl));
-    bfree(&decl);
-    bline(b, "for (int64_t d = 0; d < %lld; d++) {   // the hot loop", (long long)D);
-    bline(b, "    const V_T qd = V_SET1(qr[d]);");
-    for (int x = 0; x < us; x++)
-        bline(b, "    s%d = V_FMA(qd, V_LOAD(kt[d] + c%s), s%d);", x,
-              x ? cg_fmt(cg, " + %lld", (long long)(x * vl)) : "", x);
-    bline(b, "}");
-    for (int x = 0; x < us; x++)
-        bline(b, "V_STORE(s + c%s, s%d);", x ? cg_fmt(cg, " + %lld", (long long)(x * vl)) : "", x);
-    b->indent--;
-    bline(b, "}");
-
-    // Scale, mask, causal; -inf past nj up to whole vectors; the block's max.
     bline(b, "for (int64_t c = 0; c < nj; c++) {");
     Buf sc = {0};
     bc_float(&sc, (float)n->attr.attention.scale);
-    const char *x = n->attr.attention.scale == 1.0 ? "s[c]" : cg_fmt(cg, "s[c] * %s", bstr(&sc));
+    const char *x = n->attr.attention.scale == 1.0 ? "sr[c]"
+                                                   : cg_fmt(cg, "sr[c] * %s", bstr(&sc));
     bfree(&sc);
     if (has_mask)
         x = cg_fmt(cg, "%s + %s", x, mrow);
     if (causal)
-        bline(b, "    s[c] = j0 + c > i%s ? -INFINITY : %s;", off ? cg_fmt(cg, " + %s", off) : "",
+        bline(b, "    sr[c] = j0 + c > i%s ? -INFINITY : %s;", off ? cg_fmt(cg, " + %s", off) : "",
               x);
-    else if (strcmp(x, "s[c]") != 0)
-        bline(b, "    s[c] = %s;", x);
+    else if (strcmp(x, "sr[c]") != 0)
+        bline(b, "    sr[c] = %s;", x);
     bline(b, "}");
-    bline(b, "const int64_t nv = (nj + VL - 1) / VL * VL;   // whole vectors");
     bline(b, "for (int64_t c = nj; c < nv; c++)");
-    bline(b, "    s[c] = -INFINITY;");
+    bline(b, "    sr[c] = -INFINITY;");
     bline(b, "V_T mx = V_SET1(-INFINITY);");
     bline(b, "for (int64_t c = 0; c < nv; c += VL)");
-    bline(b, "    mx = V_MAX(mx, V_LOAD(s + c));");
-
-    // The online softmax.
-    bline(b, "// Online softmax: rescale the earlier blocks' sum to the new max.  While");
-    bline(b, "// every score is -inf, m_use = 0 keeps exp() from -inf - -inf (NaN).");
+    bline(b, "    mx = V_MAX(mx, V_LOAD(sr + c));");
+    bline(b, "// Rescale the earlier blocks' sum to the new max.  While every");
+    bline(b, "// score is -inf, m_use = 0 keeps exp() from -inf - -inf (NaN).");
     bline(b, "const float m_new = fmaxf(row_max[r], V_REDUCE_MAX(mx));");
     bline(b, "const float m_use = m_new == -INFINITY ? 0.0f : m_new;");
-    bline(b, "const float alpha = expf(row_max[r] - m_use);");
+    bline(b, "alpha[rr] = expf(row_max[r] - m_use);");
     bline(b, "for (int64_t c = 0; c < nv; c++)");
-    bline(b, "    s[c] = attn_expf(s[c] - m_use);");
+    bline(b, "    sr[c] = attn_expf(sr[c] - m_use);");
     bline(b, "V_T ps = V_ZERO();");
     bline(b, "for (int64_t c = 0; c < nv; c += VL)");
-    bline(b, "    ps = V_ADD(ps, V_LOAD(s + c));");
+    bline(b, "    ps = V_ADD(ps, V_LOAD(sr + c));");
     bline(b, "row_max[r] = m_new;");
-    bline(b, "row_sum[r] = row_sum[r] * alpha + V_REDUCE_ADD(ps);");
+    bline(b, "row_sum[r] = row_sum[r] * alpha[rr] + V_REDUCE_ADD(ps);");
+    b->indent--;
+    bline(b, "}");
 
-    // acc[r] = acc[r] * alpha + p v, UNROLL vectors of Dv per pass over the keys.
-    int64_t nvec = DvP / vl, full = Dv / vl;        // vectors, of which whole
-    int64_t groups = full / UNROLL;                 // whole groups of UNROLL whole vectors
-    bline(b, "const V_T va = V_SET1(alpha);");
-    if (groups > 1) {
-        bline(b, "for (int64_t d = 0; d < %lld; d += %lld) {", (long long)(groups * UNROLL * vl),
-              (long long)(UNROLL * vl));
+    // acc = acc * alpha + p v: the tile, or the last rows one at a time.
+    if (nt > 1) {
+        bline(b, "if (nr == %d) {   // %d rows: per key, %d broadcasts of p and %d load%s of v, "
+                 "%d FMAs", nt, nt, nt, ua, ua > 1 ? "s" : "", nt * ua);
         b->indent++;
-        accumulate(k, 0, UNROLL, "d", Dv, vl);
+        accumulate_rows(k, &tile, ua, Dv, vl);
         b->indent--;
-        bline(b, "}");
-    } else if (groups == 1) {
-        bline(b, "{");
+        bline(b, "} else {");
         b->indent++;
-        accumulate(k, 0, UNROLL, NULL, Dv, vl);
-        b->indent--;
-        bline(b, "}");
     }
-    for (int64_t v0 = groups * UNROLL; v0 < nvec; v0 += UNROLL) {
-        bline(b, "{");
-        b->indent++;
-        accumulate(k, v0, min64(nvec, v0 + UNROLL), NULL, Dv, vl);
+    bline(b, "for (int64_t rr = 0; rr < nr; rr++) {   // %s", nt > 1 ? "the last rows, one at "
+          "a time" : "one row at a time");
+    b->indent++;
+    accumulate_rows(k, &one, ua, Dv, vl);
+    b->indent--;
+    bline(b, "}");
+    if (nt > 1) {
         b->indent--;
         bline(b, "}");
     }
     b->indent--;
-    bline(b, "} // r");
+    bline(b, "} // r0");
     b->indent--;
     bline(b, "} // j0");
 
     // out = acc / row_sum.
+    int64_t full = Dv / vl;
     bline(b, "// A row with no finite score has row_sum 0: 0 * (1 / 0) is NaN, as softmax.");
     bline(b, "for (int64_t r = 0; r < ni; r++) {");
     b->indent++;
@@ -392,14 +541,18 @@ bool cg_kernel_attention(Kernel *k)
     Mono lead = mono_dims(tq, 0, n_lead), Sq = mono_dim(tq->dim[r - 2]);
 
     // Block sizes.  BK: keys per block, a power of two from 16 to 64 so that every ISA's
-    // UNROLL * VL divides it; 64 unless kt[D][BK] would pass KT_FLOATS or there are fewer
-    // keys.  BQ: query rows per task, 32 unless acc would pass ACC_FLOATS or there are fewer.
+    // tile_vectors * VL divides it; 64 unless kt[D][BK] would pass KT_FLOATS or there are
+    // fewer keys.  BQ: query rows per task, BQ_MAX unless acc would pass ACC_FLOATS (then a
+    // multiple of ROWS) or there are fewer.  A task transposes every key block once for its
+    // BQ rows: 128 rows make that a few percent of the work, and leave Sq / 128 tasks per
+    // (batch, head) to share out.
     int64_t BK = 64;
     while (BK > 16 && (D * BK > KT_FLOATS || BK / 2 >= tk->dim[r - 2].size))
         BK /= 2;
     int64_t DvP = (Dv + vl - 1) / vl * vl;
     int64_t BQ = min64(BQ_MAX, ACC_FLOATS / DvP);
-    BQ = min64(BQ > 0 ? BQ : 1, tq->dim[r - 2].size);
+    BQ = BQ >= ROWS ? BQ / ROWS * ROWS : BQ > 0 ? BQ : 1;
+    BQ = min64(BQ, tq->dim[r - 2].size);
 
     bprintf(&k->notes, " *   tiling   tasks of %lld query rows of one (batch, head), over the "
                        "threads; keys in\n", (long long)BQ);
@@ -410,9 +563,14 @@ bool cg_kernel_attention(Kernel *k)
             (long long)BQ, (long long)DvP, n->attr.attention.causal ? ";" : "");
     if (n->attr.attention.causal)
         bprintf(&k->notes, " *            key blocks above the diagonal skipped\n");
-    bprintf(&k->notes, " *   vectors  %s: scores %d x VL keys, accumulators %d x VL of Dv "
-                       "in registers\n", isa_name(cg->isa), (int)min64(UNROLL, BK / vl),
-            (int)min64(UNROLL, DvP / vl));
+    int tvec = tile_vectors(cg->isa), nt = (int)min64(ROWS, BQ);
+    bprintf(&k->notes, " *   vectors  %s: tiles of %d query rows in registers, scores %d x %d VL "
+                       "keys and\n", isa_name(cg->isa), nt, nt, (int)min64(tvec, BK / vl));
+    bprintf(&k->notes, " *            accumulators %d x %d VL of Dv: each load of kt or v feeds "
+                       "%d FMAs%s\n", nt, (int)min64(tvec, DvP / vl), nt,
+            nt > 1 ? "; the" : "");
+    if (nt > 1)
+        bprintf(&k->notes, " *            last rows of a block one at a time\n");
 
     // Mask strides along [lead.., Sq, Sk] (0 where it broadcasts: a size-1 or missing dim).
     Mono mst[KILN_MAX_RANK];
