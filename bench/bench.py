@@ -266,10 +266,11 @@ class Kiln:
         self.args = ["--weights", os.path.join(work, "weights.safetensors")]
         for k in inputs:
             self.args += ["--input", f"{k}={os.path.join(work, f'in.{k}.npy')}"]
-        self.env = dict(os.environ, KILN_THREADS=str(THREADS))
+        self.args += ["--threads", str(THREADS)]
+        self.env = dict(os.environ)
         help_text = run_cmd([exe, "--help"]).stdout
-        # The runtime's --repeat N counts every run, the first (cold: fresh arena pages)
-        # included.  If the runtime learns --warmup, the harness uses it.
+        # --repeat N times every run; --warmup W runs W more first, untimed (fresh arena
+        # pages, caches).  A binary from before --warmup is timed with its cold first run.
         self.has_warmup = "--warmup" in help_text
 
     def run(self, repeat, outputs=None, warmup=0):

@@ -134,6 +134,8 @@ typedef struct {
     bool any_output;
     long repeat;                // --repeat N, 1 by default
     bool repeat_given;
+    long warmup;                // --warmup N: untimed runs before the timed ones (0)
+    bool warmup_given;
     int threads;                // --threads N; 0: $KILN_NUM_THREADS or the online cores
     const char *dump_dir;       // --dump-dir DIR: the intermediates (a --dump build only)
     bool help;
@@ -141,8 +143,8 @@ typedef struct {
 
 static void print_usage(FILE *f, const char *prog) {
     fprintf(f, "usage: %s --weights W.safetensors --input NAME=FILE.npy ... "
-               "[--output NAME=FILE.npy ...] [--repeat N] [--threads N] [--dump-dir DIR] "
-               "[--help]\n", prog);
+               "[--output NAME=FILE.npy ...] [--repeat N] [--warmup N] [--threads N] "
+               "[--dump-dir DIR] [--help]\n", prog);
 }
 
 // Print the usage and the model's interface (--help).
@@ -165,6 +167,8 @@ static void print_help(const kiln_model *m, const char *prog) {
            "                      without --output, each output's shape and min/max/mean\n"
            "                      are printed\n"
            "  --repeat N          run forward N times and print the min and median time\n"
+           "  --warmup N          first run forward N more times, untimed (caches, pages,\n"
+           "                      threads warm); the outputs are those of the last run\n"
            "  --threads N         worker threads (default: $KILN_NUM_THREADS, else the\n"
            "                      online cores); outputs are identical for every N\n"
            "  --dump-dir DIR      write every named intermediate value as DIR/NAME.npy and\n"
@@ -232,7 +236,8 @@ static int name_file(const kiln_model *m, const char *what, const char *val, int
 // printing the error.  Stops at --help, setting a->help.
 static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
     static const char *const flags[] = { "--weights", "--input", "--output", "--repeat",
-                                         "--threads", "--dump-dir" };
+                                         "--threads", "--dump-dir", "--warmup" };
+    const int n_flags = (int)(sizeof flags / sizeof flags[0]);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -241,7 +246,7 @@ static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
         }
         int f = -1;
         const char *val = NULL;
-        for (int j = 0; j < 6 && f < 0; j++) {
+        for (int j = 0; j < n_flags && f < 0; j++) {
             size_t len = strlen(flags[j]);
             if (strncmp(arg, flags[j], len) == 0 && (arg[len] == '\0' || arg[len] == '=')) {
                 f = j;
@@ -308,6 +313,19 @@ static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
                              "... --dump-dir DIR')");
             a->dump_dir = val;
             break;
+        case 6: {
+            char *end;
+            errno = 0;
+            long n = strtol(val, &end, 10);
+            if (a->warmup_given)
+                return error(m, EXIT_USAGE, "--warmup is given twice");
+            if (errno || *end || end == val || n < 0 || n > MAX_REPEAT)
+                return error(m, EXIT_USAGE, "--warmup wants a whole number from 0 to %ld, "
+                             "got '%s'", MAX_REPEAT, val);
+            a->warmup = n;
+            a->warmup_given = true;
+            break;
+        }
         }
     }
 
@@ -656,11 +674,12 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
         error(m, 1, "--dump-dir: %s", msg);
         goto done;
     }
-    for (long rep = 0; rep < a.repeat; rep++) {
+    for (long rep = -a.warmup; rep < a.repeat; rep++) {    // warm-up runs first, untimed
         double t0 = kiln_now_ms();
-        r.dump = rep == 0 ? dump : NULL;
+        r.dump = rep == -a.warmup ? dump : NULL;
         int rc = m->forward(&r);
-        times[rep] = kiln_now_ms() - t0;
+        if (rep >= 0)
+            times[rep] = kiln_now_ms() - t0;
         if (rc != 0) {
             r.err[sizeof r.err - 1] = '\0';
             error(m, 1, "forward: %s", r.err[0] ? r.err : "failed (no message)");
@@ -671,8 +690,11 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
         qsort(times, (size_t)a.repeat, sizeof *times, cmp_double);
         size_t h = (size_t)a.repeat / 2;
         double median = a.repeat % 2 ? times[h] : (times[h - 1] + times[h]) / 2;
-        fprintf(stderr, "%s: forward: %ld runs, min %.3f ms, median %.3f ms\n", model_name(m),
+        fprintf(stderr, "%s: forward: %ld runs, min %.3f ms, median %.3f ms", model_name(m),
                 a.repeat, times[0], median);
+        if (a.warmup)
+            fprintf(stderr, " (after %ld warm-up run%s)", a.warmup, a.warmup == 1 ? "" : "s");
+        fputc('\n', stderr);
     }
     if (dump) {
         int n_files = kiln_dump_count(dump);

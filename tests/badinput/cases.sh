@@ -733,6 +733,16 @@ badinput.cli.repeat_twice() {
         "$SEED" "${SEED_W[@]}" "${SEED_IN[@]}" "${SEED_OUT[@]}" --repeat 2 --repeat 3
 }
 
+badinput.cli.warmup_negative() {
+    check 2 "$S: error: --warmup wants a whole number from 0 to 1000000, got '-1'" \
+        "$SEED" "${SEED_W[@]}" "${SEED_IN[@]}" "${SEED_OUT[@]}" --warmup -1
+}
+
+badinput.cli.warmup_twice() {
+    check 2 "$S: error: --warmup is given twice" \
+        "$SEED" "${SEED_W[@]}" "${SEED_IN[@]}" "${SEED_OUT[@]}" --warmup 1 --warmup=2
+}
+
 badinput.cli.threads_zero() {
     check 2 "$S: error: --threads wants a whole number from 1 to 256, got '0'" \
         "$SEED" "${SEED_W[@]}" "${SEED_IN[@]}" "${SEED_OUT[@]}" --threads 0

@@ -31,6 +31,12 @@ run "$tmp/normal" "$tmp/normal.npy" > /dev/null 2>&1 || bad "normal run"
 run "$tmp/prof" "$tmp/prof.npy" --repeat 3 > /dev/null 2> "$tmp/prof.err" || bad "profile run"
 "$KILN" diff "$tmp/prof.npy" "$tmp/normal.npy" > /dev/null && ok || bad "kiln diff: outputs differ"
 cmp -s "$tmp/prof.npy" "$tmp/normal.npy" && ok || bad "outputs are not bitwise equal"
+# --warmup: untimed runs first; the timing line says so and the outputs do not change.
+run "$tmp/normal" "$tmp/warm.npy" --warmup 2 --repeat 2 > /dev/null 2> "$tmp/warm.err" ||
+    bad "--warmup run"
+grep -q "forward: 2 runs, min .* ms, median .* ms (after 2 warm-up runs)$" "$tmp/warm.err" && ok ||
+    bad "--warmup timing line: $(cat "$tmp/warm.err")"
+cmp -s "$tmp/warm.npy" "$tmp/normal.npy" && ok || bad "--warmup changed the outputs"
 
 # The table: header, one row per kernel function, the forward row, the bound line.
 grep -q "^kiln profile: gpt2, 3 runs on 2 threads, forward .* ms per run" "$tmp/prof.err" && ok ||
