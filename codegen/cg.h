@@ -182,6 +182,10 @@ enum {
     CG_MATH_GELU_ERF = 4,       // s_gelu_erf(x), V_GELU_ERF(v)
 };
 
+// Elements a thread's share of a row-parallel kernel should hold at least (Kernel.par_min):
+// fewer are done faster by the calling thread than handed to a worker.
+#define CG_PAR_MIN_ELEMS 16384
+
 // Kernel: one kernel function being written.  emit.c sets it up, the op's writer fills body;
 // emit.c then writes the comment block, the signature (only the syms the body used) and body.
 typedef struct {
@@ -194,6 +198,11 @@ typedef struct {
     uint32_t syms;                  // symbolic dims the body refers to
     bool can_fail;                  // returns int (0 or kiln_fail's 1) and takes kiln_run *r
     bool needs_run;                 // takes kiln_run *r (for kiln_parallel_for) without failing
+    const char *par_rows;           // set: the body loops over rows [row0, row1) of this many
+                                    // (a C expression), and emit.c splits them over the threads
+                                    // (kernel_code: a task function and a job struct)
+    uint32_t par_syms;              // symbolic dims par_rows refers to
+    int64_t par_min;                // rows a thread's share must hold at least (1 or more)
     const char *name;               // the kernel function's name ("k_h_0_mlp_fc")
     Buf helpers;                    // functions of its own, written before its comment
     Buf notes;                      // more comment lines, each " *   ...\n" (tiling chosen)
@@ -244,6 +253,11 @@ void cg_assign(Kernel *k, const char *lhs, const char *rhs);
 // opens a block.  Loop variables are `i` (one loop) or i0, i1, ...
 void cg_nest_open(Kernel *k, const Nest *nest, const char **index, bool brace);
 void cg_nest_close(Kernel *k, const Nest *nest, bool brace);
+// cg_nest_open for a nest of 2 or more loops whose outer loops are split over the threads:
+// they become one loop over rows [row0, row1) (Kernel.par_rows, their product), each loop
+// variable taken from row, around the innermost loop.  Close with cg_nest_close_rows.
+void cg_nest_open_rows(Kernel *k, const Nest *nest, const char **index, bool brace);
+void cg_nest_close_rows(Kernel *k, bool brace);
 
 /* ---------------------------------------------------------------------------------------
  * isa_prelude.c and kernels_matmul.c: the code every file shares before its kernels

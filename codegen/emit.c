@@ -251,6 +251,8 @@ static void check_planned(const Graph *g)
         const Node *n = &g->nodes[i];
         if (!computes(n) || n->op == OP_CACHE_WRITE)    // cache_write: a slot of the state
             continue;
+        if (n->output >= 0 && n->output < g->n_outputs)  // written into an output's buffer
+            continue;
         if (n->offset < 0 || n->offset % 64 != 0 || n->offset + value_bytes(n) > g->arena_bytes)
             KILN_BUG("cg_emit_model: '%s' is at offset %lld of an arena of %lld bytes; "
                      "plan-memory must run before code generation", n->name,
@@ -678,8 +680,13 @@ static void kernel_comment(Emit *E, const Kernel *k, Buf *b)
         }
         bputs(b, "\n");
     }
-    bprintf(b, " *   out  %s at arena + 0x%llx (%lld bytes at the bounds)\n",
-            type_text(cg, &n->type), (unsigned long long)n->offset, (long long)value_bytes(n));
+    if (n->output >= 0)
+        bprintf(b, " *   out  %s straight into output '%s' (r->outputs[%d])\n",
+                type_text(cg, &n->type), E->g->outputs[n->output].name, n->output);
+    else
+        bprintf(b, " *   out  %s at arena + 0x%llx (%lld bytes at the bounds)\n",
+                type_text(cg, &n->type), (unsigned long long)n->offset,
+                (long long)value_bytes(n));
     bputs(b, bstr(&k->notes));
     if (E->kcalls[n->id] > 1)
         kernel_callers(E, n, b);
@@ -785,6 +792,34 @@ static bool build_kernel(Emit *E, const Node *n, const char *name, Kernel *k)
     return true;
 }
 
+// A row-parallel kernel's job struct (its arguments and syms) and task function (the body,
+// over rows [row0, row1)), written before its comment; kernel_code writes the kernel itself.
+static void row_task(Emit *E, Kernel *k, Buf *b)
+{
+    const Graph *g = E->g;
+    const Node *n = k->n;
+    bprintf(b, "// %s_job: the arguments of the kernel below, for its tasks\ntypedef struct {\n",
+            k->name);
+    for (int i = first_kernel_input(n); i < n->n_in; i++)
+        bprintf(b, "    const %s *%s;\n", cg_ctype(k->in[i]->type.dtype), k->arg[i]);
+    bprintf(b, "    %s *%s;\n", cg_ctype(n->type.dtype), k->out);
+    for (int s = 0; s < g->n_syms; s++)
+        if (k->syms & (1u << s))
+            bprintf(b, "    int64_t %s;\n", E->cg.sym_var[s]);
+    bprintf(b, "} %s_job;\n\n", k->name);
+    bprintf(b, "// %s_task: rows [row0, row1) of the kernel below (a kiln_task_fn)\n", k->name);
+    bprintf(b, "static void %s_task(void *ctx, int64_t row0, int64_t row1)\n{\n", k->name);
+    bprintf(b, "    const %s_job *job = ctx;\n", k->name);
+    for (int i = first_kernel_input(n); i < n->n_in; i++)
+        bprintf(b, "    const %s *restrict %s = job->%s;\n", cg_ctype(k->in[i]->type.dtype),
+                k->arg[i], k->arg[i]);
+    bprintf(b, "    %s *restrict %s = job->%s;\n", cg_ctype(n->type.dtype), k->out, k->out);
+    for (int s = 0; s < g->n_syms; s++)
+        if (k->syms & (1u << s))
+            bprintf(b, "    const int64_t %s = job->%s;\n", E->cg.sym_var[s], E->cg.sym_var[s]);
+    bprintf(b, "%s}\n\n", bstr(&k->body));
+}
+
 // The kernel's code: its helper functions, then (after `comment`, if any) its signature
 // (only the syms the body uses) and body.  A kernel that several nodes call is noinline:
 // clang would otherwise paste a copy into forward() at every call (BERT's 25 layer norms),
@@ -794,6 +829,8 @@ static void kernel_code(Emit *E, Kernel *k, const char *comment, bool shared, Bu
     const Graph *g = E->g;
     const Node *n = k->n;
     bputs(b, bstr(&k->helpers));
+    if (k->par_rows)
+        row_task(E, k, b);
     if (comment)
         bputs(b, comment);
     const char *params[KILN_MAX_IN + CG_MAX_SYMS + 2];
@@ -805,11 +842,33 @@ static void kernel_code(Emit *E, Kernel *k, const char *comment, bool shared, Bu
                               k->arg[i]);
     params[np++] = cg_fmt(&E->cg, "%s *restrict %s", cg_ctype(n->type.dtype), k->out);
     for (int s = 0; s < g->n_syms; s++)
-        if (k->syms & (1u << s))
+        if ((k->syms | k->par_syms) & (1u << s))
             params[np++] = cg_fmt(&E->cg, "int64_t %s", E->cg.sym_var[s]);
     blist(b, cg_fmt(&E->cg, "static %s%s %s(", shared ? "__attribute__((noinline)) " : "",
                     k->can_fail ? "int" : "void", k->name), params, np, ")");
-    bprintf(b, "{\n%s}\n\n", bstr(&k->body));
+    if (!k->par_rows) {
+        bprintf(b, "{\n%s}\n\n", bstr(&k->body));
+        return;
+    }
+    // A row-parallel kernel: pack the arguments, hand the rows to the threads.
+    bprintf(b, "{\n");
+    const char *fields[KILN_MAX_IN + CG_MAX_SYMS + 1];
+    int nf = 0;
+    for (int i = first_kernel_input(n); i < n->n_in; i++)
+        fields[nf++] = k->arg[i];
+    fields[nf++] = k->out;
+    for (int s = 0; s < g->n_syms; s++)
+        if (k->syms & (1u << s))
+            fields[nf++] = E->cg.sym_var[s];
+    Buf init = {.indent = 1};
+    blist(&init, cg_fmt(&E->cg, "%s_job job = {", k->name), fields, nf, "};");
+    bputs(b, bstr(&init));
+    bfree(&init);
+    if (k->par_min > 1)
+        bprintf(b, "    kiln_parallel_for_min(r, %s, %lld, %s_task, &job);\n}\n\n", k->par_rows,
+                (long long)k->par_min, k->name);
+    else
+        bprintf(b, "    kiln_parallel_for(r, %s, %s_task, &job);\n}\n\n", k->par_rows, k->name);
 }
 
 // Build every computing node's kernel under one stand-in name and let identical ones share
@@ -834,7 +893,7 @@ static bool share_kernels(Emit *E)
             ok = false;
             continue;
         }
-        E->ksyms[i] = k.syms;
+        E->ksyms[i] = k.syms | k.par_syms;
         E->kfail[i] = k.can_fail;
         E->krun[i] = k.can_fail || k.needs_run;
         Buf c = {0};
@@ -961,6 +1020,8 @@ static void emit_forward(Emit *E, Buf *b)
         const Node *n = &g->nodes[g->outputs[o].node];
         NodeId root = ir_storage_root(g, n->id);
         E->used[root] = true;
+        if (g->nodes[root].output == o)     // computed straight into its buffer
+            continue;
         Mono numel = mono_numel(&n->type);
         const char *count = numel.n ? cg_fmt(cg, "(size_t)(%s)", cg_mono(cg, numel, false))
                                     : cg_mono(cg, numel, false);
@@ -1037,11 +1098,17 @@ static void emit_forward(Emit *E, Buf *b)
         if (!computes(n) || n->op == OP_CACHE_WRITE)
             continue;
         if (!any)
-            bputs(b, "    /* activations, at the arena offsets plan-memory chose */\n");
+            bputs(b, "    /* activations, at the arena offsets plan-memory chose (outputs: in the "
+                     "caller's buffers) */\n");
         any = true;
         const char *t = cg_ctype(n->type.dtype);
-        decl(b, cg_fmt(cg, "%s *%s = (%s *)(r->arena + 0x%llx);", t, E->var[i], t,
-                       (unsigned long long)n->offset), type_text(cg, &n->type));
+        if (n->output >= 0)
+            decl(b, cg_fmt(cg, "%s *%s = r->outputs[%d];", t, E->var[i], n->output),
+                 cg_fmt(cg, "%s, output '%s'", type_text(cg, &n->type),
+                        g->outputs[n->output].name));
+        else
+            decl(b, cg_fmt(cg, "%s *%s = (%s *)(r->arena + 0x%llx);", t, E->var[i], t,
+                           (unsigned long long)n->offset), type_text(cg, &n->type));
     }
     bputs(b, bstr(&state));
     bfree(&state);

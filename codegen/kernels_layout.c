@@ -12,8 +12,9 @@
 #include <string.h>
 
 // A copy nest over the dims of `shape`: operand 0 (written) and 1 (read) with the given
-// strides and bases; writes `dst[i] = src[j];`.
-static void copy_nest(Kernel *k, const Type *shape, const Mono *dst_st, Mono dst_base,
+// strides and bases; writes `dst[i] = src[j];`.  par: the kernel is this one nest, whose
+// outer loops may be split over the threads.
+static void copy_nest(Kernel *k, bool par, const Type *shape, const Mono *dst_st, Mono dst_base,
                       const char *dst, const Mono *src_st, Mono src_base, const char *src)
 {
     Nest nest;
@@ -29,9 +30,17 @@ static void copy_nest(Kernel *k, const Type *shape, const Mono *dst_st, Mono dst
     nest.base[1] = src_base;
     cg_nest_simplify(&nest);
     const char *index[CG_MAX_OPS];
-    cg_nest_open(k, &nest, index, false);
+    // A transpose that stays a nest (head splits and merges) shares its outer loops out.
+    bool rows = par && nest.n_loops >= 2;
+    if (rows)
+        cg_nest_open_rows(k, &nest, index, false);
+    else
+        cg_nest_open(k, &nest, index, false);
     cg_assign(k, cg_fmt(k->cg, "%s[%s]", dst, index[0]), cg_fmt(k->cg, "%s[%s]", src, index[1]));
-    cg_nest_close(k, &nest, false);
+    if (rows)
+        cg_nest_close_rows(k, false);
+    else
+        cg_nest_close(k, &nest, false);
 }
 
 // out dim d is input dim perm[d]: out[i0, i1, ...] = x[... i_d at axis perm[d] ...].
@@ -43,7 +52,7 @@ bool cg_kernel_transpose(Kernel *k)
     cg_strides(tx, xst);
     for (int d = 0; d < t->rank; d++)
         pst[d] = xst[k->n->attr.transpose.perm[d]];
-    copy_nest(k, t, ost, mono_const(0), k->out, pst, mono_const(0), k->arg[0]);
+    copy_nest(k, true, t, ost, mono_const(0), k->out, pst, mono_const(0), k->arg[0]);
     return true;
 }
 
@@ -56,7 +65,7 @@ bool cg_kernel_slice(Kernel *k)
     cg_strides(tx, xst);
     int axis = k->n->attr.slice.axis;
     Mono base = mono_mul(mono_const(k->n->attr.slice.start), xst[axis]);
-    copy_nest(k, t, ost, mono_const(0), k->out, xst, base, k->arg[0]);
+    copy_nest(k, false, t, ost, mono_const(0), k->out, xst, base, k->arg[0]);
     return true;
 }
 
@@ -75,7 +84,7 @@ bool cg_kernel_concat(Kernel *k)
         int64_t size = tx->dim[axis].size;     // static (shape inference requires it)
         bline(&k->body, "/* %s: [%lld, %lld) of axis %d */", k->arg[i], (long long)offset,
               (long long)(offset + size), axis);
-        copy_nest(k, tx, ost, mono_mul(mono_const(offset), ost[axis]), k->out, xst,
+        copy_nest(k, false, tx, ost, mono_mul(mono_const(offset), ost[axis]), k->out, xst,
                   mono_const(0), k->arg[i]);
         offset += size;
     }

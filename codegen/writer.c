@@ -389,19 +389,9 @@ static const char *loop_var(Cg *cg, const Nest *nest, int l)
     return nest->n_loops == 1 ? "i" : cg_fmt(cg, "i%d", l);
 }
 
-void cg_nest_open(Kernel *k, const Nest *nest, const char **index, bool brace)
+// index[o]: operand o's offset in the nest's loop variables, e.g. "i0 * 64 + i1".
+static void nest_index(Cg *cg, const Nest *nest, const char **index)
 {
-    Cg *cg = k->cg;
-    for (int l = 0; l < nest->n_loops; l++) {
-        const char *v = loop_var(cg, nest, l);
-        bline(&k->body, "for (int64_t %s = 0; %s < %s; %s++)%s", v, v,
-              cg_mono(cg, nest->size[l], false), v, brace && l + 1 == nest->n_loops ? " {" : "");
-        k->body.indent++;
-    }
-    if (brace && nest->n_loops == 0) {
-        bline(&k->body, "{");
-        k->body.indent++;
-    }
     for (int o = 0; o < nest->n_ops; o++) {
         Buf e = {0};
         for (int l = 0; l < nest->n_loops; l++) {
@@ -417,6 +407,71 @@ void cg_nest_open(Kernel *k, const Nest *nest, const char **index, bool brace)
         index[o] = arena_strdup(&cg->tmp, bstr(&e));
         bfree(&e);
     }
+}
+
+void cg_nest_open(Kernel *k, const Nest *nest, const char **index, bool brace)
+{
+    Cg *cg = k->cg;
+    for (int l = 0; l < nest->n_loops; l++) {
+        const char *v = loop_var(cg, nest, l);
+        bline(&k->body, "for (int64_t %s = 0; %s < %s; %s++)%s", v, v,
+              cg_mono(cg, nest->size[l], false), v, brace && l + 1 == nest->n_loops ? " {" : "");
+        k->body.indent++;
+    }
+    if (brace && nest->n_loops == 0) {
+        bline(&k->body, "{");
+        k->body.indent++;
+    }
+    nest_index(cg, nest, index);
+}
+
+void cg_nest_open_rows(Kernel *k, const Nest *nest, const char **index, bool brace)
+{
+    Cg *cg = k->cg;
+    if (nest->n_loops < 2)
+        KILN_BUG("cg_nest_open_rows: %d loops", nest->n_loops);
+    int outer = nest->n_loops - 1;
+    Mono rows = mono_const(1);
+    for (int l = 0; l < outer; l++)
+        rows = mono_mul(rows, nest->size[l]);
+    uint32_t *body_syms = cg->sym_used;
+    cg->sym_used = &k->par_syms;
+    k->par_rows = cg_mono(cg, rows, false);
+    cg->sym_used = body_syms;
+    int64_t inner = nest->size[outer].n ? 0 : nest->size[outer].c;
+    k->par_min = inner > 0 ? (CG_PAR_MIN_ELEMS + inner - 1) / inner : 1;
+    k->needs_run = true;
+    bprintf(&k->notes, " *   threads  rows (the outer loops) split over the run's threads (%s_task)\n",
+            k->name);
+    bline(&k->body, "for (int64_t row = row0; row < row1; row++) {");
+    k->body.indent++;
+    // The outer loops' indices from row, innermost first: i_l = row / (sizes after l) % size_l.
+    Mono after = mono_const(1);
+    for (int l = outer - 1; l >= 0; l--) {
+        Buf e = {0};
+        bputs(&e, "row");
+        if (!mono_is(after, 1))
+            bprintf(&e, " / %s", cg_mono(cg, after, true));
+        if (l > 0)
+            bprintf(&e, " %% %s", cg_mono(cg, nest->size[l], true));
+        bline(&k->body, "const int64_t %s = %s;", loop_var(cg, nest, l), bstr(&e));
+        bfree(&e);
+        after = mono_mul(after, nest->size[l]);
+    }
+    const char *v = loop_var(cg, nest, outer);
+    bline(&k->body, "for (int64_t %s = 0; %s < %s; %s++)%s", v, v,
+          cg_mono(cg, nest->size[outer], false), v, brace ? " {" : "");
+    k->body.indent++;
+    nest_index(cg, nest, index);
+}
+
+void cg_nest_close_rows(Kernel *k, bool brace)
+{
+    k->body.indent--;
+    if (brace)
+        bline(&k->body, "}");
+    k->body.indent--;
+    bline(&k->body, "} // row");
 }
 
 void cg_nest_close(Kernel *k, const Nest *nest, bool brace)

@@ -160,6 +160,7 @@ static Node *append_node(Graph *g, OpKind op, const char *name, SrcLoc loc, cons
     n.id = g->n_nodes;
     n.loc = loc;
     n.offset = -1;
+    n.output = -1;
     n.name = name ? arena_strdup(&g->arena, name)
                   : arena_sprintf(&g->arena, "%s.%d", op_info[op].name, g->n_nodes);
     VEC_PUSH(g->nodes, g->n_nodes, g->cap_nodes, n);

@@ -231,7 +231,10 @@ typedef struct Node {
     struct EpiOp *epi;
     int n_epi;
     int64_t offset;         // plan-memory: byte offset of the value in the arena; -1 when it
-                            // lives elsewhere (weights, inputs, constants, views of another)
+                            // lives elsewhere (weights, inputs, constants, views of another,
+                            // a model output's buffer)
+    int output;             // plan-memory: the model output (index into Graph.outputs) whose
+                            // buffer holds this value, written there directly; -1: none
     Tile tile;              // tile pass: the blocking of an OP_MATMUL (zero: not tiled)
 } Node;
 

@@ -12,13 +12,15 @@
  *      shares space with its own inputs, which are freed only after it is placed).
  * A reshape moves no data: it gets offset -1 and reads its input's storage, and so do
  * reshapes of reshapes (ir_storage_root).  Readers of a view count as readers of its root.
- * The roots of the model outputs stay allocated to the end, as forward() copies them out
- * last.  Inputs, weights, constants, states and the state views cache_write yields live
- * outside the arena (offset -1).
+ * A model output whose value is computed here (not an input, weight or state) is written
+ * straight into the output's buffer (Node.output; no arena space, no copy at the end); the
+ * first output naming it wins, another output of the same value is copied from there.
+ * Inputs, weights, constants, states and the state views cache_write yields live outside the
+ * arena too (offset -1).
  *
  * Requires:    the final graph (runs last): types final, no node added or moved after it.
  * Preserves:   everything but the fields it sets.
- * Sets:        Node.offset of every live node, Graph.arena_bytes, Graph.n_buffers (distinct
+ * Sets:        Node.offset and Node.output of every live node, Graph.arena_bytes, Graph.n_buffers (distinct
  *              offsets in use, i.e. how many buffers the values share after reuse).
  */
 #include "ir.h"
@@ -124,14 +126,20 @@ bool ir_plan_memory(Graph *g)
                 last[root] = i;
         }
     }
-    for (int o = 0; o < g->n_outputs; o++)
-        last[ir_storage_root(g, g->outputs[o].node)] = n;   // alive to the end
+    for (int i = 0; i < n; i++)
+        g->nodes[i].output = -1;
+    for (int o = 0; o < g->n_outputs; o++) {
+        NodeId root = ir_storage_root(g, g->outputs[o].node);
+        last[root] = n;     // alive to the end
+        if (in_arena(&g->nodes[root]) && g->nodes[root].output < 0)
+            g->nodes[root].output = o;
+    }
 
     Planner p = {0};
     for (int i = 0; i < n; i++) {
         Node *nd = &g->nodes[i];
         nd->offset = -1;
-        if (in_arena(nd)) {
+        if (in_arena(nd) && nd->output < 0) {
             int64_t bytes = type_numel_max(&nd->type) * (int64_t)dtype_size(nd->type.dtype);
             size[i] = (bytes + ALIGN - 1) / ALIGN * ALIGN;
             if (size[i] == 0)
@@ -154,7 +162,7 @@ bool ir_plan_memory(Graph *g)
     int64_t *offs = xmalloc((size_t)(n ? n : 1) * sizeof *offs);
     int m = 0;
     for (int i = 0; i < n; i++)
-        if (in_arena(&g->nodes[i]))
+        if (g->nodes[i].offset >= 0)
             offs[m++] = g->nodes[i].offset;
     qsort(offs, (size_t)m, sizeof *offs, cmp_i64);
     int distinct = 0;

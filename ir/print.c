@@ -151,6 +151,8 @@ void ir_print(const Graph *g, FILE *out)
             fprintf(out, "  @%s:%d", base_name(n->loc.file ? n->loc.file : g->spec_path), n->loc.line);
         if (n->offset >= 0)
             fprintf(out, "  arena+0x%llx", (unsigned long long)n->offset);
+        else if (n->output >= 0 && !n->dead)
+            fprintf(out, "  output '%s'", g->outputs[n->output].name);
         fputc('\n', out);
         for (int k = 0; k < n->n_origins && n->n_origins > 1; k++)
             fprintf(out, "        fuses %s %s @%s:%d\n", op_name(n->origins[k].op),

@@ -139,9 +139,11 @@ typedef struct kiln_instance kiln_instance;
 kiln_instance *kiln_open(const kiln_model *m, const char *weights_path, int threads, char *err,
                          size_t errlen);
 // One forward: sym[] are the symbolic dims' values (kiln_model.syms order, each in
-// [1, bound]); inputs[] and outputs[] are caller-owned, contiguous, at those dims.  Checks
-// the inputs as kiln_main does (finite floats, declared ranges).  One call at a time per
-// instance; instances are independent.  Returns 0, or -1 with a message in err.
+// [1, bound]); inputs[] and outputs[] are caller-owned, contiguous, at those dims, and no
+// output overlaps an input (kernels write outputs directly, while inputs are still read).
+// Checks the inputs as kiln_main does (finite floats, declared ranges).  One call at a time
+// per instance; instances are independent.  Returns 0, or -1 with a message in err (the
+// outputs' contents are then unspecified).
 int kiln_forward(kiln_instance *inst, const int64_t *sym, const void *const *inputs,
                  void *const *outputs, char *err, size_t errlen);
 void kiln_close(kiln_instance *inst);     // NULL is a no-op
@@ -176,6 +178,17 @@ typedef void (*kiln_task_fn)(void *ctx, int64_t begin, int64_t end);
 // only on n and T), the caller is thread 0, and the call returns when every range is done.
 // With no pool (r->pool NULL), one thread, or from inside a task, fn(ctx, 0, n) runs here.
 void kiln_parallel_for(kiln_run *r, int64_t n, kiln_task_fn fn, void *ctx);
+// kiln_parallel_for for small items: when n < 2 * min (too little work to be worth handing
+// out), fn(ctx, 0, n) runs on the caller.  Row-wise kernels pass the rows that make ~16K
+// elements, so that a decode step's few rows never wait for a worker.
+static inline void kiln_parallel_for_min(kiln_run *r, int64_t n, int64_t min, kiln_task_fn fn,
+                                         void *ctx)
+{
+    if (n >= 2 * min)
+        kiln_parallel_for(r, n, fn, ctx);
+    else if (n > 0)
+        fn(ctx, 0, n);
+}
 // Create a pool of n_threads threads in all (the caller plus n_threads - 1 workers, which
 // sleep when idle).  NULL when threads cannot be created.  Free with kiln_pool_free.
 kiln_pool *kiln_pool_new(int n_threads);

@@ -232,14 +232,17 @@ static int64_t padded(const Node *n)
     return (b + 63) / 64 * 64;
 }
 
+// Computed values that live in the arena: not sources, views or outputs' own buffers.
 static bool in_arena(const Node *n)
 {
-    return n->op != OP_INPUT && n->op != OP_WEIGHT && n->op != OP_CONST && n->op != OP_RESHAPE;
+    return n->op != OP_INPUT && n->op != OP_WEIGHT && n->op != OP_CONST && n->op != OP_RESHAPE &&
+           n->output < 0;
 }
 
 // The plan's invariants: arena values are 64-byte aligned inside the arena, everything else
 // is at -1, and two values alive at the same time (value i from its node to its last reader,
-// readers of views counting for their root, outputs to the end) never overlap.
+// readers of views counting for their root, outputs to the end) never overlap.  A value in
+// an output's buffer is the first output that names it (through views).
 static void check_plan(const char *id)
 {
     int n = g->n_nodes;
@@ -257,6 +260,15 @@ static void check_plan(const char *id)
     bool ok = true;
     for (int i = 0; i < n && ok; i++) {
         const Node *a = &g->nodes[i];
+        if (a->output >= 0) {
+            int first = -1;
+            for (int o = g->n_outputs - 1; o >= 0; o--)
+                if (ir_storage_root(g, g->outputs[o].node) == i)
+                    first = o;
+            if (a->output != first)
+                fail(id, "'%s' is in output %d's buffer, expected %d", a->name, a->output,
+                     first), ok = false;
+        }
         if (!in_arena(a)) {
             if (a->offset != -1)
                 fail(id, "'%s' (%s) is at offset %lld, expected -1", a->name, op_name(a->op),
@@ -441,13 +453,17 @@ static void build_matmuls(void)
     output("vv", node(OP_MATMUL, "vv", NULL, 2, v, v));                 // []
     NodeId p = transpose("perm", a, 3, 0, 2, 1);                        // [4, 2, 3, 1]
     output("perm", p);
+    // Copied outputs: an input, and a second output of a value (through a view).
+    output("a_out", a);
+    output("ab_flat", reshape("ab_flat", g->outputs[0].node, "60"));
 }
 
 /* =======================================================================================
  * plan.*
  * ======================================================================================= */
 
-// x -> a -> b -> c -> d: c reuses a's space, d reuses b's; two buffers.
+// x -> a -> b -> c -> d: c reuses a's space, d (the output) is computed into the output's
+// buffer; two buffers.
 static void test_plan_chain(void)
 {
     begin();
@@ -462,14 +478,16 @@ static void test_plan_chain(void)
     CHECK("plan.chain.input", n[x].offset == -1);
     CHECK("plan.chain.a_b_apart", n[a].offset != n[b].offset);
     CHECK("plan.chain.c_reuses_a", n[c].offset == n[a].offset);
-    CHECK("plan.chain.d_reuses_b", n[d].offset == n[b].offset);
+    CHECK("plan.chain.d_in_output", n[d].output == 0 && n[d].offset == -1);
     CHECK("plan.chain.arena", g->arena_bytes == 128);
     CHECK("plan.chain.buffers", g->n_buffers == 2);
     check_plan("plan.chain.invariants");
     end();
 }
 
-// An output computed early stays untouched by everything after it.
+// Outputs are computed into their own buffers, so everything else reuses the arena; an
+// output that is an input stays at -1, and a second output of a value (here through a view)
+// is copied from the first's buffer.
 static void test_plan_outputs(void)
 {
     begin();
@@ -480,10 +498,14 @@ static void test_plan_outputs(void)
     NodeId c = node(OP_RELU, "c", NULL, 1, b);
     NodeId d = node(OP_TANH, "d", NULL, 1, c);
     output("d", d);
+    output("x", x);
+    output("a2", reshape("a2", a, "4, 4"));
     ir_plan_memory(g);
     Node *n = g->nodes;
-    CHECK("plan.outputs.kept", n[c].offset != n[a].offset && n[d].offset != n[a].offset);
-    CHECK("plan.outputs.reuse", n[d].offset == n[b].offset);
+    CHECK("plan.outputs.direct", n[a].output == 0 && n[d].output == 1 && n[a].offset == -1 &&
+                                     n[d].offset == -1);
+    CHECK("plan.outputs.input", n[x].output == -1 && n[x].offset == -1);
+    CHECK("plan.outputs.arena", g->arena_bytes == 128);
     check_plan("plan.outputs.invariants");
     end();
 }
@@ -566,8 +588,8 @@ static void test_emit_structure(void)
     expect_text("emit.forward.sym", c, "const int64_t seq = r->sym[0];");
     expect_text("emit.forward.layer", c, "\n    /* h.0 */\n");
     expect_text("emit.forward.layer2", c, "\n    /* h.1 */\n");
-    expect_text("emit.forward.output", c, "memcpy(r->outputs[0], b_out, (size_t)(seq * 16) * "
-                                          "sizeof(float));");
+    expect_text("emit.forward.output", c, "float *b_out = r->outputs[0];");
+    expect_no_text("emit.forward.no_copy", c, "memcpy(r->outputs[0]");
     expect_text("emit.const", c, "static const float c_one[16] = {\n    1, 2, 3,");
     expect_text("emit.model.syms", c, "{\"seq\", seq_MAX},");
     expect_text("emit.model.input", c, "{\"x\", KILN_F32, 2, {seq_MAX, 8}, {0, -1}},");
@@ -581,7 +603,7 @@ static void test_emit_structure(void)
                                          "described here)\n *   %");
     expect_text("emit.share.callers", c, " *   also called for  h.0.attn.kt  test.yaml:10\n"
                                          " *                    h.0.attn.vt  test.yaml:10\n");
-    expect_text("emit.share.call", c, "    k_h_attn_qt(b_h_0_attn_k, b_h_0_attn_kt, seq);\n");
+    expect_text("emit.share.call", c, "    k_h_attn_qt(r, b_h_0_attn_k, b_h_0_attn_kt, seq);\n");
     expect_no_text("emit.share.once", c, "void k_h_0_attn_kt(");
 
     // Deterministic: a second emit of the same graph gives the same bytes.
@@ -666,6 +688,15 @@ static const char harness[] =
     "    vsnprintf(r->err, sizeof r->err, fmt, ap);\n"
     "    va_end(ap);\n"
     "    return 1;\n"
+    "}\n"
+    "/* Three \"threads\" run one after another, last range first: the result must not depend\n"
+    "   on how the items are split or in which order the ranges run. */\n"
+    "void kiln_parallel_for(kiln_run *r, int64_t n, kiln_task_fn fn, void *ctx)\n"
+    "{\n"
+    "    (void)r;\n"
+    "    for (int64_t t = 2; t >= 0; t--)\n"
+    "        if (n * t / 3 < n * (t + 1) / 3)\n"
+    "            fn(ctx, n * t / 3, n * (t + 1) / 3);\n"
     "}\n"
     "\n"
     "static void *slurp(const char *kind, const char *name)\n"
