@@ -378,7 +378,7 @@ static const char gemm_intro[] =
     " *       at a time are copied into a_pack, row i at a_pack + i * kc, for the microkernel\n"
     " *   c   in tiles of mr x nr, each the sum over k blocks of one microkernel call\n"
     " * The work is split into tasks, one per (batch, block of mc rows, panel), which\n"
-    " * kiln_parallel_for hands to the threads in contiguous ranges.  Each element of c is one\n"
+    " * kiln_parallel_for hands to the threads in contiguous chunks.  Each element of c is one\n"
     " * chain of FMAs in k order whatever the blocking, the range and the thread count, so\n"
     " * results are bitwise identical on any number of threads.  A node's epilogue (fused bias,\n"
     " * activation, residual) runs on each tile after its last k block, while it is in L1.\n"

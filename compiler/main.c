@@ -74,7 +74,7 @@ static const char usage[] =
     "\n"
     "The binary a build makes runs as:\n"
     "  ./BIN --weights model.safetensors --input NAME=FILE.npy ... [--output NAME=FILE.npy ...]\n"
-    "        [--threads N] [--repeat N] [--dump-dir DIR] [--help]\n"
+    "        [--threads N] [--repeat N] [--warmup N] [--dump-dir DIR] [--help]\n"
     "                                           (./BIN --help: its inputs, outputs, bounds)\n"
     "\n"
     "passes (in order):\n";

@@ -173,9 +173,10 @@ typedef struct kiln_pool kiln_pool;
 // A share of a parallel loop: items [begin, end) of the n given to kiln_parallel_for.
 typedef void (*kiln_task_fn)(void *ctx, int64_t begin, int64_t end);
 
-// Run fn over items [0, n) on r's threads: thread t gets the contiguous range
-// [n * t / T, n * (t + 1) / T) (a static partition, so which thread computes what depends
-// only on n and T), the caller is thread 0, and the call returns when every range is done.
+// Run fn over items [0, n) on r's threads, in contiguous chunks: thread t starts on the
+// range [n * t / T, n * (t + 1) / T) and then helps with the others' (which thread computes
+// what varies, so fn's result must not depend on the split), the caller is thread 0, and
+// the call returns when every item is done.
 // With no pool (r->pool NULL), one thread, or from inside a task, fn(ctx, 0, n) runs here.
 void kiln_parallel_for(kiln_run *r, int64_t n, kiln_task_fn fn, void *ctx);
 // kiln_parallel_for for small items: when n < 2 * min (too little work to be worth handing

@@ -5,10 +5,13 @@
  * thread.  The calling thread is thread 0 and works too, so a pool of N has N - 1 workers.
  *
  * kiln_parallel_for(r, n, fn, ctx) splits the items [0, n) into one contiguous range per
- * thread, thread t taking [n * t / T, n * (t + 1) / T), and returns when all are done.  The
- * partition is static (no work stealing), and the kernels that use it compute every output
- * element in one task, in the same order whatever the range: so a model's outputs are
- * bitwise identical for every thread count (tests/diff checks 1, 2 and 3 threads).
+ * thread, thread t owning [n * t / T, n * (t + 1) / T), and returns when all are done.  Each
+ * thread calls fn on chunks of its own range, front to back (about an eighth of the range at
+ * a time), and then takes the chunks the other threads have not started yet: a thread that
+ * is slower (woken late, sharing its core with another VM) no longer holds everyone up.  Who
+ * runs a chunk changes from run to run, but the kernels compute every output element in one
+ * task, in the same order whatever the range: so a model's outputs are bitwise identical for
+ * every thread count and every split (tests/diff checks 1, 2 and 3 threads).
  *
  * Between jobs the workers spin for a short while (kernels come back to back within a
  * forward pass, and waking a sleeping thread costs tens of microseconds), then sleep on a
@@ -24,6 +27,13 @@
 #define SPIN_ROUNDS 2000        // polls (pause) of the job counter before sleeping: ~50 us
 #define MAX_THREADS 256
 
+// Thread t's range of the current job: items [next, end) are not taken yet.  One cache line
+// each, so that taking a chunk does not slow down the other threads' counters.
+typedef struct {
+    _Alignas(64) atomic_int_fast64_t next;
+    int64_t end;
+} Share;
+
 struct kiln_pool {
     int n_threads;              // including the caller (thread 0)
     pthread_t *workers;         // [n_threads - 1]
@@ -37,7 +47,8 @@ struct kiln_pool {
     // The current job, written by the caller before `job` is bumped.
     kiln_task_fn fn;
     void *ctx;
-    int64_t n;
+    int64_t chunk;              // items taken at a time
+    Share *share;               // [n_threads]: thread t's range
 };
 
 typedef struct {
@@ -55,15 +66,20 @@ static void cpu_relax(void) {
 #endif
 }
 
-// Run thread t's share of the job.
+// Thread t's part of the job: the chunks of its own range, then those left in the others'.
 static void run_share(kiln_pool *p, int t) {
-    int64_t n = p->n, T = p->n_threads;
-    int64_t begin = n * t / T, end = n * (t + 1) / T;
-    if (begin < end) {
-        in_task = true;
-        p->fn(p->ctx, begin, end);
-        in_task = false;
+    int T = p->n_threads;
+    in_task = true;
+    for (int i = 0; i < T; i++) {
+        Share *sh = &p->share[(t + i) % T];
+        for (;;) {
+            int64_t begin = atomic_fetch_add_explicit(&sh->next, p->chunk, memory_order_relaxed);
+            if (begin >= sh->end)
+                break;
+            p->fn(p->ctx, begin, begin + p->chunk < sh->end ? begin + p->chunk : sh->end);
+        }
     }
+    in_task = false;
 }
 
 static void *worker_main(void *arg) {
@@ -109,6 +125,11 @@ kiln_pool *kiln_pool_new(int n_threads) {
     if (!p)
         return NULL;
     p->n_threads = n_threads;
+    p->share = aligned_alloc(_Alignof(Share), (size_t)n_threads * sizeof(Share));
+    if (!p->share) {
+        free(p);
+        return NULL;
+    }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -159,6 +180,7 @@ void kiln_pool_free(kiln_pool *p) {
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
+    free(p->share);
     free(p);
 }
 
@@ -176,7 +198,13 @@ void kiln_parallel_for(kiln_run *r, int64_t n, kiln_task_fn fn, void *ctx) {
     }
     p->fn = fn;
     p->ctx = ctx;
-    p->n = n;
+    int T = p->n_threads;
+    int64_t per = n / T > 0 ? n / T : 1;
+    p->chunk = (per + 7) / 8;
+    for (int t = 0; t < T; t++) {
+        atomic_store_explicit(&p->share[t].next, n * t / T, memory_order_relaxed);
+        p->share[t].end = n * (t + 1) / T;
+    }
     atomic_store_explicit(&p->pending, p->n_threads - 1, memory_order_relaxed);
     atomic_fetch_add(&p->job, 1);     // seq_cst: ordered before the sleepers check below
     if (atomic_load(&p->sleepers) > 0) {
