@@ -514,6 +514,8 @@ static const char *attr_text(Cg *cg, const Node *n)
         bprintf(&b, "scale %.9g%s%s", n->attr.attention.scale,
                 n->attr.attention.causal ? ", causal" : "",
                 ir_op_inputs(n) == 4 ? ", mask" : "");
+        if (n->attr.attention.seq_major)
+            bprintf(&b, ", seq-major %s", attention_seq_major_str(n->attr.attention.seq_major));
         break;
     case OP_SLICE:
         bprintf(&b, "axis %d, [%lld, %lld)", n->attr.slice.axis, (long long)n->attr.slice.start,

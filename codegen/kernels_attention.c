@@ -50,6 +50,10 @@
  *
  * The leading dims of q, k, v and out are identical (fuse-attention checks it), so one flat
  * index bh walks them all; the mask, which broadcasts, has its own offset computed from bh.
+ * A seq-major operand (attr seq_major, ir.h attention_view) is stored [.., S, H, D]: its
+ * matrix bh starts at bh / H * S * H * D + bh % H * D and its rows are H * D apart
+ * (matrix_at); fuse-attention makes q and out so, reading a projection's output in place and
+ * merging the heads back by writing each row where it belongs.
  * D and Dv must be static (the block buffers are sized by them); Sq, Sk and the leading dims
  * may be symbolic.
  */
@@ -196,13 +200,12 @@ static const char *vec_at(Cg *cg, const char *p, const char *base, int64_t off)
 // zero past nj, and each row of s holds BK):
 //   s[x][c] = sum over d of q[i0 + r0 + x, d] * kt[d][c]
 // For each d: u loads of kt and one broadcast of q per row feed n * u FMAs.
-static void scores(Kernel *k, const RowTile *t, int u, int64_t D, int vl)
+static void scores(Kernel *k, const RowTile *t, int u, int64_t D, const char *ldq, int vl)
 {
     Cg *cg = k->cg;
     Buf *b = &k->body;
     for (int x = 0; x < t->n; x++)
-        bline(b, "const float *restrict qr%d = qm + (i0 + %s) * %lld;", x, tile_row(cg, t, x),
-              (long long)D);
+        bline(b, "const float *restrict qr%d = qm + (i0 + %s) * %s;", x, tile_row(cg, t, x), ldq);
     bline(b, "for (int64_t c = 0; c < nj; c += %d) {", u * vl);
     b->indent++;
     for (int x = 0; x < t->n; x++) {
@@ -238,7 +241,7 @@ static void scores(Kernel *k, const RowTile *t, int u, int64_t D, int vl)
 // For each key: the vectors of its row of v are loaded once for the tile's rows, each row
 // broadcasts its probability: n * (v1 - v0) FMAs.
 static void accumulate(Kernel *k, const RowTile *t, int64_t v0, int64_t v1, const char *d,
-                       int64_t Dv, int vl)
+                       int64_t Dv, const char *ldv, int vl)
 {
     Cg *cg = k->cg;
     Buf *b = &k->body;
@@ -253,7 +256,7 @@ static void accumulate(Kernel *k, const RowTile *t, int64_t v0, int64_t v1, cons
         }
     bline(b, "for (int64_t c = 0; c < nj; c++) {   // the hot loop");
     b->indent++;
-    bline(b, "const float *restrict vr = vm + (j0 + c) * %lld%s;", (long long)Dv,
+    bline(b, "const float *restrict vr = vm + (j0 + c) * %s%s;", ldv,
           d ? cg_fmt(cg, " + %s", d) : "");
     for (int y = 0; y < u; y++) {
         int64_t off = d ? (int64_t)y * vl : (v0 + y) * vl;
@@ -275,7 +278,8 @@ static void accumulate(Kernel *k, const RowTile *t, int64_t v0, int64_t v1, cons
 // acc = acc * alpha + p v for the tile's rows, u vectors of Dv per pass over the keys: a
 // loop over whole groups of u whole vectors, then the rest (a partial last vector, Dv 7
 // with VL 8, is read with V_LOAD_N; acc rows are padded to whole vectors).
-static void accumulate_rows(Kernel *k, const RowTile *t, int u, int64_t Dv, int vl)
+static void accumulate_rows(Kernel *k, const RowTile *t, int u, int64_t Dv, const char *ldv,
+                            int vl)
 {
     Buf *b = &k->body;
     int64_t DvP = (Dv + vl - 1) / vl * vl;
@@ -287,20 +291,20 @@ static void accumulate_rows(Kernel *k, const RowTile *t, int u, int64_t Dv, int 
         bline(b, "for (int64_t d = 0; d < %lld; d += %lld) {", (long long)(groups * u * vl),
               (long long)(u * vl));
         b->indent++;
-        accumulate(k, t, 0, u, "d", Dv, vl);
+        accumulate(k, t, 0, u, "d", Dv, ldv, vl);
         b->indent--;
         bline(b, "}");
     } else if (groups == 1) {
         bline(b, "{");
         b->indent++;
-        accumulate(k, t, 0, u, NULL, Dv, vl);
+        accumulate(k, t, 0, u, NULL, Dv, ldv, vl);
         b->indent--;
         bline(b, "}");
     }
     for (int64_t v0 = groups * u; v0 < nvec; v0 += u) {
         bline(b, "{");
         b->indent++;
-        accumulate(k, t, v0, min64(nvec, v0 + u), NULL, Dv, vl);
+        accumulate(k, t, v0, min64(nvec, v0 + u), NULL, Dv, ldv, vl);
         b->indent--;
         bline(b, "}");
     }
@@ -310,6 +314,34 @@ static void accumulate_rows(Kernel *k, const RowTile *t, int u, int64_t Dv, int 
  * The task
  */
 
+// Declare `var`, operand `param`'s matrix of the leading index bh, and set *ld to its row
+// stride.  view is the operand as the op reads it, [.., H, S, D].  Stored that way, the
+// matrix is at bh * S * D with rows D apart; stored seq-major, [.., S, H, D] (the layout of
+// a projection's output, no transpose between), at bh / H * S * H * D + bh % H * D with rows
+// H * D apart.
+static void matrix_at(Kernel *k, const char *var, const char *param, bool in, const Type *view,
+                      bool seq_major, const char *s_name, const char **ld)
+{
+    Cg *cg = k->cg;
+    int r = view->rank;
+    Mono S = mono_dim(view->dim[r - 2]), D = mono_dim(view->dim[r - 1]);
+    const char *base;
+    if (!seq_major) {
+        *ld = cg_mono(cg, D, true);
+        base = cg_fmt(cg, "bh * %s", cg_mono(cg, mono_mul(S, D), true));
+    } else {
+        Mono H = mono_dim(view->dim[r - 3]), HD = mono_mul(H, D);
+        *ld = cg_mono(cg, HD, true);
+        base = cg_fmt(cg, "bh / %s * %s + bh %% %s * %s", cg_mono(cg, H, true),
+                      cg_mono(cg, mono_mul(S, HD), true), cg_mono(cg, H, true),
+                      cg_mono(cg, D, true));
+    }
+    const char *dv = cg_mono(cg, D, false);
+    bline(&k->body, "%sfloat *restrict %s = %s + %s;   // [%s, %s]%s", in ? "const " : "", var,
+          param, base, s_name, dv,
+          seq_major ? cg_fmt(cg, ", rows %s apart (seq-major)", *ld) : "");
+}
+
 // The body of one task: blocks [begin, end), block blk being query rows [i0, i0 + BQ) of
 // leading index bh.  Uses the parameter names of the kernel (q, k, v, mask, out).
 static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, const Mono *mst)
@@ -317,7 +349,12 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     Cg *cg = k->cg;
     const Node *n = k->n;
     Buf *b = &k->body;
-    const Type *tq = &k->in[0]->type, *tk = &k->in[1]->type;
+    unsigned sm = n->attr.attention.seq_major;
+    Type vq = attention_view(sm, ATT_Q, &k->in[0]->type),
+         vk = attention_view(sm, ATT_K, &k->in[1]->type),
+         vv = attention_view(sm, ATT_V, &k->in[2]->type),
+         vo = attention_view(sm, ATT_OUT, &n->type);
+    const Type *tq = &vq, *tk = &vk;
     int r = tq->rank, n_lead = r - 2, vl = isa_lanes(cg->isa);
     bool causal = n->attr.attention.causal, has_mask = ir_op_inputs(n) == 4;
     Mono Sq = mono_dim(tq->dim[r - 2]), Sk = mono_dim(tk->dim[r - 2]);
@@ -345,14 +382,11 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     } else {
         bline(b, "const int64_t bh = blk / n_qb, i0 = blk %% n_qb * %lld;", (long long)BQ);
     }
-    bline(b, "const float *restrict qm = q + bh * %s;   // [Sq, %lld]",
-          cg_mono(cg, mono_mul(Sq, mono_const(D)), true), (long long)D);
-    bline(b, "const float *restrict km = k + bh * %s;   // [Sk, %lld]",
-          cg_mono(cg, mono_mul(Sk, mono_const(D)), true), (long long)D);
-    bline(b, "const float *restrict vm = v + bh * %s;   // [Sk, %lld]",
-          cg_mono(cg, mono_mul(Sk, mono_const(Dv)), true), (long long)Dv);
-    bline(b, "float *restrict om = out + bh * %s;   // [Sq, %lld]",
-          cg_mono(cg, mono_mul(Sq, mono_const(Dv)), true), (long long)Dv);
+    const char *ldq, *ldk, *ldv, *ldo;     // row strides
+    matrix_at(k, "qm", "q", true, &vq, sm & ATT_Q, "Sq", &ldq);
+    matrix_at(k, "km", "k", true, &vk, sm & ATT_K, "Sk", &ldk);
+    matrix_at(k, "vm", "v", true, &vv, sm & ATT_V, "Sk", &ldv);
+    matrix_at(k, "om", "out", false, &vo, sm & ATT_OUT, "Sq", &ldo);
     const char *mrow = NULL;
     if (has_mask) {
         const char *base = mask_base(cg, tq, n_lead, mst);
@@ -390,7 +424,7 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
           (long long)BK);
     bline(b, "for (int64_t d = 0; d < %lld; d++) {", (long long)D);
     bline(b, "    for (int64_t c = 0; c < nj; c++)");
-    bline(b, "        kt[d][c] = km[(j0 + c) * %lld + d];", (long long)D);
+    bline(b, "        kt[d][c] = km[(j0 + c) * %s + d];", ldk);
     bline(b, "    for (int64_t c = nj; c < %lld; c++)", (long long)BK);
     bline(b, "        kt[d][c] = 0.0f;");
     bline(b, "}");
@@ -416,7 +450,7 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
         bline(b, "if (nr == %d) {   // %d rows: per d, %d broadcasts of q and %d load%s of kt, "
                  "%d FMAs", nt, nt, nt, us, us > 1 ? "s" : "", nt * us);
         b->indent++;
-        scores(k, &tile, us, D, vl);
+        scores(k, &tile, us, D, ldq, vl);
         b->indent--;
         bline(b, "} else {");
         b->indent++;
@@ -424,7 +458,7 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     bline(b, "for (int64_t rr = 0; rr < nr; rr++) {   // %s", nt > 1 ? "the last rows, one at "
           "a time" : "one row at a time");
     b->indent++;
-    scores(k, &one, us, D, vl);
+    scores(k, &one, us, D, ldq, vl);
     b->indent--;
     bline(b, "}");
     if (nt > 1) {
@@ -481,7 +515,7 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
         bline(b, "if (nr == %d) {   // %d rows: per key, %d broadcasts of p and %d load%s of v, "
                  "%d FMAs", nt, nt, nt, ua, ua > 1 ? "s" : "", nt * ua);
         b->indent++;
-        accumulate_rows(k, &tile, ua, Dv, vl);
+        accumulate_rows(k, &tile, ua, Dv, ldv, vl);
         b->indent--;
         bline(b, "} else {");
         b->indent++;
@@ -489,7 +523,7 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     bline(b, "for (int64_t rr = 0; rr < nr; rr++) {   // %s", nt > 1 ? "the last rows, one at "
           "a time" : "one row at a time");
     b->indent++;
-    accumulate_rows(k, &one, ua, Dv, vl);
+    accumulate_rows(k, &one, ua, Dv, ldv, vl);
     b->indent--;
     bline(b, "}");
     if (nt > 1) {
@@ -507,7 +541,7 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     bline(b, "for (int64_t r = 0; r < ni; r++) {");
     b->indent++;
     bline(b, "const V_T inv = V_SET1(1.0f / row_sum[r]);");
-    bline(b, "float *restrict o_row = om + (i0 + r) * %lld;", (long long)Dv);
+    bline(b, "float *restrict o_row = om + (i0 + r) * %s;", ldo);
     if (full > 1) {
         bline(b, "for (int64_t d = 0; d < %lld; d += VL)", (long long)(full * vl));
         bline(b, "    V_STORE(o_row + d, V_MUL(V_LOAD(acc[r] + d), inv));");
@@ -527,7 +561,11 @@ bool cg_kernel_attention(Kernel *k)
 {
     Cg *cg = k->cg;
     const Node *n = k->n;
-    const Type *tq = &k->in[0]->type, *tk = &k->in[1]->type, *tv = &k->in[2]->type;
+    unsigned sm = n->attr.attention.seq_major;      // the op's view of each operand
+    Type vq = attention_view(sm, ATT_Q, &k->in[0]->type),
+         vk = attention_view(sm, ATT_K, &k->in[1]->type),
+         vv = attention_view(sm, ATT_V, &k->in[2]->type);
+    const Type *tq = &vq, *tk = &vk, *tv = &vv;
     bool has_mask = ir_op_inputs(n) == 4;
     const Type *tm = has_mask ? &k->in[3]->type : NULL;
     int r = tq->rank, n_lead = r - 2, vl = isa_lanes(cg->isa);
@@ -571,6 +609,9 @@ bool cg_kernel_attention(Kernel *k)
             nt > 1 ? "; the" : "");
     if (nt > 1)
         bprintf(&k->notes, " *            last rows of a block one at a time\n");
+    if (sm)
+        bprintf(&k->notes, " *   layout   %s seq-major, [.., S, H, D]: read and written in place, "
+                           "rows H * D apart\n", attention_seq_major_str(sm));
 
     // Mask strides along [lead.., Sq, Sk] (0 where it broadcasts: a size-1 or missing dim).
     Mono mst[KILN_MAX_RANK];

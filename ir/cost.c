@@ -137,8 +137,11 @@ static void causal_pairs(CostPoly *p, CostTerm lead, Dim Sq, Dim Sk, int pos_sym
 
 static void attention_cost(const Graph *g, const Node *n, NodeCost *c)
 {
-    const Type *q = &g->nodes[n->in[0]].type, *k = &g->nodes[n->in[1]].type,
-               *v = &g->nodes[n->in[2]].type;
+    unsigned sm = n->attr.attention.seq_major;      // the op's view of each operand
+    Type tq = attention_view(sm, ATT_Q, &g->nodes[n->in[0]].type),
+         tk = attention_view(sm, ATT_K, &g->nodes[n->in[1]].type),
+         tv = attention_view(sm, ATT_V, &g->nodes[n->in[2]].type);
+    const Type *q = &tq, *k = &tk, *v = &tv;
     int r = q->rank;
     Dim Sq = q->dim[r - 2], Sk = k->dim[r - 2], D = q->dim[r - 1], Dv = v->dim[r - 1];
     CostTerm lead = term_dims(1, q, 0, r - 2);

@@ -92,6 +92,25 @@ bool dim_eq(Dim a, Dim b)
     return a.size == b.size;
 }
 
+const char *attention_seq_major_str(unsigned seq_major)
+{
+    static const char *const names[16] = {
+        "", "q", "k", "q k", "v", "q v", "k v", "q k v",
+        "out", "q out", "k out", "q k out", "v out", "q v out", "k v out", "q k v out"};
+    return names[seq_major & 15];
+}
+
+Type attention_view(unsigned seq_major, unsigned bit, const Type *stored)
+{
+    Type t = *stored;
+    if ((seq_major & bit) && t.rank >= 3) {
+        Dim x = t.dim[t.rank - 3];
+        t.dim[t.rank - 3] = t.dim[t.rank - 2];
+        t.dim[t.rank - 2] = x;
+    }
+    return t;
+}
+
 /* ---- graphs --------------------------------------------------------------------------- */
 
 Graph *graph_new(const char *spec_path)

@@ -626,18 +626,52 @@ static bool op_gather(const Node *n, const Tensor *table, const Tensor *ids, Ten
     return true;
 }
 
+// A fused_attention operand as the op reads it (attention_view): the same data, its dims r - 3
+// and r - 2 swapped when seq-major.
+static Tensor attention_tensor(unsigned seq_major, unsigned bit, const Tensor *t)
+{
+    Tensor v = *t;
+    if ((seq_major & bit) && v.rank >= 3) {
+        int64_t x = v.dim[v.rank - 3];
+        v.dim[v.rank - 3] = v.dim[v.rank - 2];
+        v.dim[v.rank - 2] = x;
+    }
+    return v;
+}
+
+// Where matrix b (a flat index over the leading dims, heads included) of the operand t (its
+// view: [.., H, S, D]) starts, and its row stride *ld: b * S * D and D, or for a seq-major
+// operand (stored [.., S, H, D]) b / H * S * H * D + b % H * D and H * D.
+static int64_t mat_base(unsigned seq_major, unsigned bit, const Tensor *t, int64_t b, int64_t *ld)
+{
+    int r = t->rank;
+    int64_t S = t->dim[r - 2], D = t->dim[r - 1];
+    if (!(seq_major & bit) || r < 3) {
+        *ld = D;
+        return b * S * D;
+    }
+    int64_t H = t->dim[r - 3];
+    *ld = H * D;
+    return b / H * S * H * D + b % H * D;
+}
+
 // OP_ATTENTION, by its definition (ops.def): for every leading index and query row i,
 //   s[j] = (q[i, :] . k[j, :]) * scale  (+ mask[.., i, j])  (-inf where causal and
 //          j > i + Sk - Sq),
 //   out[i, :] = sum over j of softmax(s)[j] * v[j, :].
-// q, k, v and out share their leading dims; the mask broadcasts into [.., Sq, Sk].  All in
+// q, k, v and out share their leading dims; the mask broadcasts into [.., Sq, Sk].  A
+// seq-major operand (attr seq_major) is stored [.., S, H, D]: matrix b = (b0, h) of it starts
+// at b0 * S * H * D + h * D and its rows are H * D apart.  All in
 // double, rounded once on store; no intermediate is rounded to f32, so the result differs
 // from the unfused chain's (which rounds the scores and the probabilities) by float
 // rounding only.  A row whose scores are all -inf gives NaN, as softmax does.
 static bool op_attention(const Node *n, const int64_t *sym_val, const Tensor *const *in,
                          Tensor *out)
 {
-    const Tensor *q = in[0], *k = in[1], *v = in[2];
+    unsigned sm = n->attr.attention.seq_major;
+    Tensor vq = attention_tensor(sm, ATT_Q, in[0]), vk = attention_tensor(sm, ATT_K, in[1]),
+           vv = attention_tensor(sm, ATT_V, in[2]), vo = attention_tensor(sm, ATT_OUT, out);
+    const Tensor *q = &vq, *k = &vk, *v = &vv;
     const Tensor *mask = ir_op_inputs(n) == 4 ? in[3] : NULL;
     int r = q->rank;
     bool ok = r >= 2 && k->rank == r && v->rank == r && q->dtype == DT_F32 &&
@@ -651,7 +685,7 @@ static bool op_attention(const Node *n, const int64_t *sym_val, const Tensor *co
     int64_t dims[KILN_MAX_RANK];
     memcpy(dims, q->dim, sizeof dims);
     dims[r - 1] = Dv;
-    check_shape(n, out, dims, r);
+    check_shape(n, &vo, dims, r);
     int64_t off = Sk - Sq;      // causal: query i sees keys j <= i + off
     if (n->attr.attention.has_offset) {
         if (!sym_val)
@@ -679,15 +713,19 @@ static bool op_attention(const Node *n, const int64_t *sym_val, const Tensor *co
     float *po = out->data;
     double *s = xmalloc((size_t)(Sk ? Sk : 1) * sizeof *s);
     double scale = n->attr.attention.scale;
+    int64_t lq, lk, lv, lo;     // row strides
     for (int64_t b = 0; b < n_mat; b++, next_index(idx, sdims, r - 2)) {
-        const float *qb = pq + b * Sq * D, *kb = pk + b * Sk * D, *vb = pv + b * Sk * Dv;
+        const float *qb = pq + mat_base(sm, ATT_Q, q, b, &lq);
+        const float *kb = pk + mat_base(sm, ATT_K, k, b, &lk);
+        const float *vb = pv + mat_base(sm, ATT_V, v, b, &lv);
+        float *ob = po + mat_base(sm, ATT_OUT, &vo, b, &lo);
         int64_t mb = mask ? offset_of(idx, mst, r - 2) : 0;
         for (int64_t i = 0; i < Sq; i++) {
             double mx = -(double)INFINITY;
             for (int64_t j = 0; j < Sk; j++) {
                 double dot = 0;
                 for (int64_t d = 0; d < D; d++)
-                    dot += (double)qb[i * D + d] * (double)kb[j * D + d];
+                    dot += (double)qb[i * lq + d] * (double)kb[j * lk + d];
                 s[j] = dot * scale;
                 if (pm)
                     s[j] += (double)pm[mb + i * mst[r - 2] + j * mst[r - 1]];
@@ -703,8 +741,8 @@ static bool op_attention(const Node *n, const int64_t *sym_val, const Tensor *co
             for (int64_t d = 0; d < Dv; d++) {
                 double acc = 0;
                 for (int64_t j = 0; j < Sk; j++)
-                    acc += s[j] / sum * (double)vb[j * Dv + d];
-                po[(b * Sq + i) * Dv + d] = (float)acc;
+                    acc += s[j] / sum * (double)vb[j * lv + d];
+                ob[i * lo + d] = (float)acc;
             }
         }
     }

@@ -138,6 +138,16 @@ int64_t type_numel_max(const Type *t);  // element count with every symbolic dim
 bool type_is_static(const Type *t);     // no symbolic dim
 bool dim_eq(Dim a, Dim b);              // same static size, or same symbol
 
+// fused_attention's operands (Node.attr.attention.seq_major bits).  A seq-major operand is
+// stored [.., S, H, D], the heads inside the sequence, as a projection computes it; the op
+// reads it as [.., H, S, D] (its dims r - 3 and r - 2 swapped), the layout ops.def defines.
+enum { ATT_Q = 1, ATT_K = 2, ATT_V = 4, ATT_OUT = 8 };
+// The type operand `bit` has as the op reads it: `stored` with dims r - 3 and r - 2 swapped
+// when the operand is seq-major, else `stored` itself.
+Type attention_view(unsigned seq_major, unsigned bit, const Type *stored);
+// "q k v out", "q out": the seq-major operands, for the IR dump and the kernel comments.
+const char *attention_seq_major_str(unsigned seq_major);
+
 // Sym: a symbolic dimension declared in the spec's `dims:` section.
 typedef struct {
     const char *name;   // "seq"
@@ -220,6 +230,8 @@ typedef struct Node {
             bool causal;
             bool has_offset;                             // causal offset: offset_sym's value,
             int offset_sym;                              // else Sk - Sq
+            unsigned seq_major;                          // ATT_Q | ATT_K | ATT_V | ATT_OUT:
+                                                         // stored [.., S, H, D] (below)
         } attention;
         struct { int rank; Dim dim[KILN_MAX_RANK]; } reshape;  // OP_RESHAPE: target shape
     } attr;

@@ -94,6 +94,8 @@ static void print_attrs(const Graph *g, const Node *n, FILE *out)
             ir_op_inputs(n) == 4 ? ", mask" : "");
         if (n->attr.attention.has_offset)
             ADD(", offset %s", g->syms[n->attr.attention.offset_sym].name);
+        if (n->attr.attention.seq_major)
+            ADD(", seq-major %s", attention_seq_major_str(n->attr.attention.seq_major));
         break;
     default: break;
     }

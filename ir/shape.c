@@ -423,12 +423,19 @@ static bool infer_layer_norm(Graph *g, Node *n, Diag *d)
     return true;
 }
 
-// fused_attention(q [.., Sq, D], k [.., Sk, D], v [.., Sk, Dv] [, mask]) -> [.., Sq, Dv].
-// Made by a pass from nodes that were already checked, so a failure here is a pass bug.
+// fused_attention(q [.., Sq, D], k [.., Sk, D], v [.., Sk, Dv] [, mask]) -> [.., Sq, Dv], each
+// operand read through attention_view (seq-major ones stored [.., S, H, D]).  Made by a pass
+// from nodes that were already checked, so a failure here is a pass bug.
 static bool infer_attention(Graph *g, Node *n, Diag *d)
 {
-    const Type *q = &input(g, n, 0)->type, *k = &input(g, n, 1)->type, *v = &input(g, n, 2)->type;
+    unsigned sm = n->attr.attention.seq_major;
+    Type tq = attention_view(sm, ATT_Q, &input(g, n, 0)->type),
+         tk = attention_view(sm, ATT_K, &input(g, n, 1)->type),
+         tv = attention_view(sm, ATT_V, &input(g, n, 2)->type);
+    const Type *q = &tq, *k = &tk, *v = &tv;
     int r = q->rank;
+    if (sm && r < 3)
+        KILN_BUG("fused_attention '%s': a seq-major operand needs rank >= 3", n->name);
     bool ok = r >= 2 && k->rank == r && v->rank == r && q->dtype == DT_F32 &&
               k->dtype == DT_F32 && v->dtype == DT_F32 && dim_eq(q->dim[r - 1], k->dim[r - 1]) &&
               dim_eq(k->dim[r - 2], v->dim[r - 2]);
@@ -446,8 +453,9 @@ static bool infer_attention(Graph *g, Node *n, Diag *d)
     if (!ok)
         KILN_BUG("fused_attention '%s': inputs do not fit q [.., Sq, D], k [.., Sk, D], "
                  "v [.., Sk, Dv], mask [.., Sq, Sk]", n->name);
-    n->type = *q;
-    n->type.dim[r - 1] = v->dim[r - 1];
+    Type out = *q;
+    out.dim[r - 1] = v->dim[r - 1];
+    n->type = attention_view(sm, ATT_OUT, &out);     // the swap is its own inverse
     (void)d;
     return true;
 }

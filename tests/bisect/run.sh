@@ -15,7 +15,8 @@
 #   passes        KILN_TEST_BREAK_PASS=fuse-elementwise (ir/pipeline.c: the first fused add
 #                 subtracts): --bisect-passes names fuse-elementwise, then h.0.attn.qkv, its
 #                 kernel and spec line (exit 1)
-#   passes-attn   KILN_TEST_BREAK_PASS=fuse-attention: names fuse-attention and h.0.attn.ctx
+#   passes-attn   KILN_TEST_BREAK_PASS=fuse-attention: names fuse-attention and h.0.attn.ctx_t
+#                 (the fused node, which took the place of the transpose after it)
 #   passes-clean  nothing broken: --bisect-passes says the outputs agree (exit 0)
 #   usage         the command-line errors exit 2 with a message
 #   pytorch.CASE  tests/reference/dump_ref.py writes PyTorch's values by spec name, and
@@ -132,8 +133,8 @@ passes|passes-attn)
         pass_name=fuse-elementwise; node=h.0.attn.qkv; op=add
         pattern='name: attn.qkv,'
     else
-        pass_name=fuse-attention; node=h.0.attn.ctx; op=matmul
-        pattern='name: attn.ctx,'
+        pass_name=fuse-attention; node=h.0.attn.ctx_t; op=transpose
+        pattern='name: attn.ctx_t,'
     fi
     line=$(grep -n "$pattern" models/gpt2.yaml | cut -d: -f1)
     KILN_TEST_BREAK_PASS=$pass_name run "$KILN" diff --bisect-passes "${ARGS[@]}" --weights "$W" \

@@ -26,7 +26,7 @@ for case in gpt2:12 bert:12 seed-bert-layer:1; do
 done
 has "$tmp/gpt2" "  attention h.0.attn.{qk -> scaled -> masked -> probs} @gpt2.yaml:89"
 has "$tmp/gpt2" "      into matmul h.0.attn.ctx @gpt2.yaml:93"
-has "$tmp/gpt2" "      fused: fused_attention 'h.0.attn.ctx' @gpt2.yaml:89"
+has "$tmp/gpt2" "      fused: fused_attention 'h.0.attn.ctx_t' @gpt2.yaml:89"
 
 # The near miss: its probabilities are an output, so the first chain stays; the second fuses.
 "$KILN" inspect --explain tests/golden/attn-near-miss.yaml > "$tmp/near" || bad "near miss: failed"

@@ -65,7 +65,7 @@ grep -q "^  machine   100.0 GFLOP/s FP32 peak, 10.0 GB/s read bandwidth (--peak-
 # 4968; bytes: q, out, k and v, each 2 * 8 * 16 floats: 4096.  At --dims seq=4,past=4 a head
 # keeps 5 + 6 + 7 + 8 = 26 pairs: 2 * 26 * 69 = 3588; q and out 2 * 4 * 16 floats each, k and v
 # their 8 rows of the cache (past + seq): 4 * (256 + 256 + 2 * 256) = 3072 bytes.
-attn="[(n['flops'], n['bytes']) for k in d['kernels'] for n in k['nodes'] if n['name'] == 'h.0.attn.ctx']"
+attn="[(n['flops'], n['bytes']) for k in d['kernels'] for n in k['nodes'] if n['name'] == 'h.0.attn.ctx_t']"
 [ "$(json "$tmp/g.json" "$attn")" = "[(4968, 4096)]" ] && ok || bad "attention: $(json "$tmp/g.json" "$attn")"
 "$KILN" emit models/gpt2.yaml -D n_layer=2 -D n_embd=32 -D n_head=2 -D vocab_size=11 \
     -D n_positions=8 -o "$tmp/g.c" --report-json "$tmp/g2.json" --dims seq=4,past=4 || bad "--dims past"

@@ -12,7 +12,9 @@
  *              below the symbolic bounds: causal, padding mask, both (in either order),
  *              seq 1, Sq != Sk, Sq > Sk, seq at its bound (several key and row blocks), head
  *              dims 7, 5 and 3, [B*H]-style rank-3 heads, rows whose scores are all -inf
- *              (NaN in both).  Skipped when clang is missing ($KILN_CC overrides it).
+ *              (NaN in both), seq-major operands ([.., S, H, D]: q and the output through
+ *              the pass, k and v set by hand).  Skipped when clang is missing ($KILN_CC
+ *              overrides it).
  *
  *   build/tests/test_attention     prints "test_attention: N passed, M failed"
  *   KILN_TEST_KEEP=1 ...           keeps the temporary folder with the generated C
@@ -210,7 +212,44 @@ typedef struct {
     // before any finite score).
     bool whole_rows;
     int64_t pad_keys;
+    // ATT_Q | ATT_K | ATT_V | ATT_OUT: that operand is written [.., S, H, D] (its shape
+    // above) and transposed to [.., H, S, D] for the chain (attn.q_t ..., line 19), or the
+    // output transposed back (attn.ctx_t, line 27): the pass reads them in place.
+    unsigned seq_major;
+    // After the pass, read k's and v's transposes in place too, by hand (the pass leaves them,
+    // but the kernel and the interpreter support seq-major k and v).
+    bool force_kv;
 } Case;
+
+// What the pass would do if it read seq-major k and v: the fused node reads the values their
+// transposes read, and the transposes go.
+static void force_seq_major_kv(void)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        Node *a = &g->nodes[i];
+        if (a->dead || a->op != OP_ATTENTION)
+            continue;
+        for (int k = 1; k <= 2; k++) {
+            Node *x = &g->nodes[a->in[k]];
+            if (x->op != OP_TRANSPOSE)
+                continue;
+            a->in[k] = x->in[0];
+            a->attr.attention.seq_major |= k == 1 ? ATT_K : ATT_V;
+            x->dead = true;
+        }
+    }
+    ir_compact(g);
+}
+
+// transpose(x) swapping dims r - 3 and r - 2, the heads and the sequence.
+static NodeId swap_heads(int ln, const char *name, NodeId x)
+{
+    Node p = {0};
+    int r = g->nodes[x].type.rank;
+    for (int a = 0; a < r; a++)
+        p.attr.transpose.perm[a] = a == r - 3 ? r - 2 : a == r - 2 ? r - 3 : a;
+    return node_at(ln, OP_TRANSPOSE, name, &p, 1, x);
+}
 
 // Names of the chain's nodes as a spec would write them, lines 20..25.
 static NodeId build(const Case *c)
@@ -227,6 +266,12 @@ static NodeId build(const Case *c)
     }
     NodeId q = input("q", c->q), k = input("k", c->k), v = input("v", c->v);
     NodeId mask = c->mask ? input("mask", c->mask) : -1;
+    if (c->seq_major & ATT_Q)
+        q = swap_heads(19, "attn.q_t", q);
+    if (c->seq_major & ATT_K)
+        k = swap_heads(19, "attn.k_t", k);
+    if (c->seq_major & ATT_V)
+        v = swap_heads(19, "attn.v_t", v);
     Node tb = {0};
     tb.attr.matmul.trans_b = true;
     NodeId s = node_at(20, OP_MATMUL, "attn.qk", &tb, 2, q, k);
@@ -256,6 +301,8 @@ static NodeId build(const Case *c)
         s = node_at(24, OP_CAUSAL_MASK, "attn.causal", NULL, 1, s);
     NodeId pr = node_at(25, OP_SOFTMAX, "attn.probs", NULL, 1, s);
     NodeId ctx = node_at(26, OP_MATMUL, "attn.ctx", NULL, 2, pr, v);
+    if (c->seq_major & ATT_OUT)
+        ctx = swap_heads(27, "attn.ctx_t", ctx);
     output("ctx", ctx);
     return ctx;
 }
@@ -585,12 +632,21 @@ static void run_attention_case(const Case *c, const int64_t *sym_vals, int n_run
     const Node *a = find_op(OP_ATTENTION);
     if (a) {
         double want_scale = c->scale == SC_NONE ? 1.0 : c->by;
-        CHECK(tfmt("pass.%s.name", c->id), strcmp(a->name, "attn.ctx") == 0);
+        bool out_sm = c->seq_major & ATT_OUT;
+        CHECK(tfmt("pass.%s.name", c->id),
+              strcmp(a->name, out_sm ? "attn.ctx_t" : "attn.ctx") == 0);
         CHECK(tfmt("pass.%s.loc", c->id), a->loc.line == qk_loc.line);
-        CHECK(tfmt("pass.%s.origins", c->id), a->n_origins == n_chain);
+        // k's and v's transposes stay (fuse_attention.c absorb_transposes says why).
+        int kept = !!(c->seq_major & ATT_K) + !!(c->seq_major & ATT_V);
+        CHECK(tfmt("pass.%s.origins", c->id), a->n_origins == n_chain - kept);
         CHECK(tfmt("pass.%s.origins_order", c->id),
-              a->n_origins >= 2 && strcmp(a->origins[0].name, "attn.qk") == 0 &&
-                  strcmp(a->origins[a->n_origins - 1].name, "attn.ctx") == 0);
+              a->n_origins >= 2 &&
+                  strcmp(a->origins[0].name, c->seq_major & ATT_Q ? "attn.q_t" : "attn.qk") == 0 &&
+                  strcmp(a->origins[a->n_origins - 1].name,
+                         out_sm ? "attn.ctx_t" : "attn.ctx") == 0);
+        CHECK(tfmt("pass.%s.seq_major", c->id),
+              a->attr.attention.seq_major == (c->seq_major & (ATT_Q | ATT_OUT)));
+        CHECK(tfmt("pass.%s.transposes", c->id), count_op(OP_TRANSPOSE) == kept);
         CHECK(tfmt("pass.%s.scale", c->id),
               fabs(a->attr.attention.scale - want_scale) <= 1e-6 * fabs(want_scale));
         CHECK(tfmt("pass.%s.causal", c->id), a->attr.attention.causal == c->causal);
@@ -598,6 +654,13 @@ static void run_attention_case(const Case *c, const int64_t *sym_vals, int n_run
         CHECK(tfmt("pass.%s.no_const", c->id), c->scale == SC_NONE || c->scale == SC_SCALE ||
                                                    graph_find(g, "attn.c") < 0);
         CHECK(tfmt("pass.%s.no_notes", c->id), g->n_notes == 0);
+    }
+    if (c->force_kv) {
+        force_seq_major_kv();
+        ir_verify(g, "force_seq_major_kv");
+        const Node *f = find_op(OP_ATTENTION);
+        CHECK(tfmt("pass.%s.forced", c->id), f && f->attr.attention.seq_major == c->seq_major &&
+                                                 count_op(OP_TRANSPOSE) == 0);
     }
     Diag d;
     diag_init(&d);
@@ -694,6 +757,37 @@ static void test_cases(void)
                                .k = "24, seq, 5", .v = "24, seq, 5", .mask = "24, 1, seq",
                                .scale = SC_SCALE, .by = 0.44721359549995793},
                        (const int64_t[]){16, 3}, 2);
+    // Seq-major operands, as BERT writes them: q, k, v projected [batch, seq, heads, D] and
+    // transposed for the chain, the context transposed back: q and the context read and
+    // written in place (k and v keep their transposes), with the padding mask; seq at its
+    // bound spans several row and key blocks.
+    run_attention_case(&(Case){.id = "seq_major", .syms = "batch 2 seq 140",
+                               .q = "batch, seq, 3, 16", .k = "batch, seq, 3, 16",
+                               .v = "batch, seq, 3, 8", .mask = "batch, 1, 1, seq",
+                               .scale = SC_SCALE, .by = 0.25, .pad_keys = 3,
+                               .seq_major = ATT_Q | ATT_K | ATT_V | ATT_OUT},
+                       (const int64_t[]){2, 140, 1, 65, 2, 1}, 3);
+    // The same with k and v read in place as well (by hand: the kernel supports it).
+    run_attention_case(&(Case){.id = "seq_major_all", .syms = "batch 2 seq 140",
+                               .q = "batch, seq, 3, 16", .k = "batch, seq, 3, 16",
+                               .v = "batch, seq, 3, 8", .mask = "batch, 1, 1, seq",
+                               .scale = SC_SCALE, .by = 0.25, .pad_keys = 3,
+                               .seq_major = ATT_Q | ATT_K | ATT_V | ATT_OUT, .force_kv = true},
+                       (const int64_t[]){2, 140, 1, 65}, 2);
+    // GPT-2's: q and the output seq-major, k and v as a cache holds them; causal, Sq < Sk,
+    // D 7 (a partial vector with a row stride that is not a vector multiple).
+    run_attention_case(&(Case){.id = "seq_major_q_out", .syms = "sq 6 sk 80",
+                               .q = "2, sq, 3, 7", .k = "2, 3, sk, 7", .v = "2, 3, sk, 7",
+                               .scale = SC_SCALE, .by = 0.3, .causal = true,
+                               .seq_major = ATT_Q | ATT_OUT},
+                       (const int64_t[]){6, 80, 1, 70, 6, 6}, 3);
+    // Only k and v transposed (q computed elsewhere), rank 3: [seq, heads, D]; both stay,
+    // then are read in place by hand.
+    run_attention_case(&(Case){.id = "seq_major_kv", .syms = "seq 33", .q = "4, seq, 8",
+                               .k = "seq, 4, 8", .v = "seq, 4, 8", .scale = SC_SCALE,
+                               .by = 0.35355339059327373, .seq_major = ATT_K | ATT_V,
+                               .force_kv = true},
+                       (const int64_t[]){33, 1}, 2);
 }
 
 /* =======================================================================================
