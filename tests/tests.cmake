@@ -13,6 +13,8 @@ foreach(src ${KILN_UNIT_TESTS})
   add_test(NAME unit.${mod} COMMAND ${name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
   set_tests_properties(unit.${mod} PROPERTIES LABELS unit)
 endforeach()
+# The thread pool's own test also runs under ThreadSanitizer (make test-tsan: label tsan).
+set_tests_properties(unit.threads PROPERTIES LABELS "unit;tsan")
 
 # Script-driven suites register themselves from their folders.
 include(${CMAKE_SOURCE_DIR}/tests/errors/errors.cmake OPTIONAL)
