@@ -653,7 +653,11 @@ def main():
     out["report"] = report.format_all(out)
     say("\n" + out["report"])
     os.makedirs(RESULTS, exist_ok=True)
-    stem = os.path.join(RESULTS, out["date"] + ("-quick" if QUICK else ""))
+    # A quick run or a subset of the cases gets its own name, so it never overwrites the
+    # day's full run: 2026-12-06-quick, 2026-12-06-bert-seq512.
+    ran = [c["id"] for c in selected] + ([decode.CASE_ID] if run_decode else [])
+    subset = "-" + "-".join(ran) if wanted else ""
+    stem = os.path.join(RESULTS, out["date"] + ("-quick" if QUICK else "") + subset)
     report.write_json(out, stem + ".json")
     report.write_svg(out, stem + ".svg")
     say(f"\nwrote {os.path.relpath(stem, ROOT)}.json and .svg")
