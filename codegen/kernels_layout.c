@@ -30,7 +30,8 @@ static void copy_nest(Kernel *k, bool par, const Type *shape, const Mono *dst_st
     nest.base[1] = src_base;
     cg_nest_simplify(&nest);
     const char *index[CG_MAX_OPS];
-    // A transpose that stays a nest (head splits and merges) shares its outer loops out.
+    // A transpose or slice that stays a nest (head splits and merges, GPT-2's split of q, k
+    // and v) shares its outer loops out.
     bool rows = par && nest.n_loops >= 2;
     if (rows)
         cg_nest_open_rows(k, &nest, index, false);
@@ -65,7 +66,7 @@ bool cg_kernel_slice(Kernel *k)
     cg_strides(tx, xst);
     int axis = k->n->attr.slice.axis;
     Mono base = mono_mul(mono_const(k->n->attr.slice.start), xst[axis]);
-    copy_nest(k, false, t, ost, mono_const(0), k->out, xst, base, k->arg[0]);
+    copy_nest(k, true, t, ost, mono_const(0), k->out, xst, base, k->arg[0]);
     return true;
 }
 
