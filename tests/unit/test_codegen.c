@@ -8,8 +8,8 @@
  *              are sanitized and unique, params and bounds become enums, only what forward()
  *              reads is emitted, and emitting twice gives the same bytes.
  *   run.*      the real check: the generated C is compiled by clang (-Wall -Wextra must be
- *              silent) together with a small harness that plays the runtime, run on random
- *              inputs and weights, and compared with the reference interpreter (ir_interpret)
+ *              silent) together with tests/unit/harness.c, which plays the runtime, run on
+ *              random inputs and weights, and compared with the reference interpreter (ir_interpret)
  *              element by element.  Symbolic dims are run at and below their bounds, and the
  *              run-time errors (gather ids, integer division by zero) are checked by message.
  *              Skipped, with a message, when clang is not installed ($KILN_CC overrides it).
@@ -671,110 +671,6 @@ static char src_root[4096];     // the kiln source tree, for runtime/kiln_rt.h
 static char work[512];           // a temporary folder
 static const char *cc;          // NULL: no C compiler, run.* skipped
 
-// The harness plays the runtime: reads syms.txt ("name value" lines), in.NAME.bin and
-// w.NAME.bin (raw data by the model's own names), runs model.forward, writes out.NAME.bin.
-// On a failing forward it prints r.err and exits 3.
-static const char harness[] =
-    "#define KILN_NO_MAIN\n"
-    "#define KILN_NO_API\n"
-    "#include \"model.c\"\n"
-    "#include <stdarg.h>\n"
-    "#include <stdlib.h>\n"
-    "\n"
-    "int kiln_fail(kiln_run *r, const char *fmt, ...)\n"
-    "{\n"
-    "    va_list ap;\n"
-    "    va_start(ap, fmt);\n"
-    "    vsnprintf(r->err, sizeof r->err, fmt, ap);\n"
-    "    va_end(ap);\n"
-    "    return 1;\n"
-    "}\n"
-    "/* Three \"threads\" run one after another, last range first: the result must not depend\n"
-    "   on how the items are split or in which order the ranges run. */\n"
-    "void kiln_parallel_for(kiln_run *r, int64_t n, kiln_task_fn fn, void *ctx)\n"
-    "{\n"
-    "    (void)r;\n"
-    "    for (int64_t t = 2; t >= 0; t--)\n"
-    "        if (n * t / 3 < n * (t + 1) / 3)\n"
-    "            fn(ctx, n * t / 3, n * (t + 1) / 3);\n"
-    "}\n"
-    "\n"
-    "static void *slurp(const char *kind, const char *name)\n"
-    "{\n"
-    "    char path[512];\n"
-    "    snprintf(path, sizeof path, \"%s.%s.bin\", kind, name);\n"
-    "    FILE *f = fopen(path, \"rb\");\n"
-    "    if (!f) {\n"
-    "        fprintf(stderr, \"harness: no %s\\n\", path);\n"
-    "        exit(2);\n"
-    "    }\n"
-    "    fseek(f, 0, SEEK_END);\n"
-    "    long n = ftell(f);\n"
-    "    fseek(f, 0, SEEK_SET);\n"
-    "    void *p = aligned_alloc(64, (size_t)(n + 64) / 64 * 64);\n"
-    "    if (fread(p, 1, (size_t)n, f) != (size_t)n)\n"
-    "        exit(2);\n"
-    "    fclose(f);\n"
-    "    return p;\n"
-    "}\n"
-    "\n"
-    "int main(void)\n"
-    "{\n"
-    "    kiln_run r;\n"
-    "    memset(&r, 0, sizeof r);\n"
-    "    r.model = &model;\n"
-    "    FILE *f = fopen(\"syms.txt\", \"r\");\n"
-    "    char name[128];\n"
-    "    long long v;\n"
-    "    while (f && fscanf(f, \"%127s %lld\", name, &v) == 2)\n"
-    "        for (int s = 0; s < model.n_syms; s++)\n"
-    "            if (strcmp(model.syms[s].name, name) == 0)\n"
-    "                r.sym[s] = v;\n"
-    "    if (f)\n"
-    "        fclose(f);\n"
-    "    const void *in[16] = {0}, *w[64] = {0};\n"
-    "    void *out[16] = {0};\n"
-    "    size_t out_bytes[16] = {0};\n"
-    "    for (int k = 0; k < model.n_inputs; k++)\n"
-    "        in[k] = slurp(\"in\", model.inputs[k].name);\n"
-    "    for (int k = 0; k < model.n_weights; k++)\n"
-    "        w[k] = slurp(\"w\", model.weights[k].name);\n"
-    "    for (int k = 0; k < model.n_outputs; k++) {\n"
-    "        const kiln_tensor_desc *d = &model.outputs[k];\n"
-    "        size_t n = kiln_dtype_size(d->dtype);\n"
-    "        for (int j = 0; j < d->rank; j++)\n"
-    "            n *= (size_t)(d->sym[j] >= 0 ? r.sym[d->sym[j]] : d->dims[j]);\n"
-    "        out_bytes[k] = n;\n"
-    "        out[k] = malloc(n + 1);\n"
-    "    }\n"
-    "    r.inputs = in;\n"
-    "    r.weights = w;\n"
-    "    r.outputs = out;\n"
-    "    r.arena = aligned_alloc(64, (model.arena_bytes + 64) / 64 * 64);\n"
-    "    memset(r.arena, 0xff, model.arena_bytes);   /* NaN everywhere: no stale zeros */\n"
-    "    int failed = model.forward(&r) != 0;\n"
-    "    if (failed)\n"
-    "        fprintf(stderr, \"%s\\n\", r.err);\n"
-    "    for (int k = 0; k < model.n_outputs && !failed; k++) {\n"
-    "        char path[512];\n"
-    "        snprintf(path, sizeof path, \"out.%s.bin\", model.outputs[k].name);\n"
-    "        FILE *o = fopen(path, \"wb\");\n"
-    "        if (!o || fwrite(out[k], 1, out_bytes[k], o) != out_bytes[k])\n"
-    "            return 2;\n"
-    "        fclose(o);\n"
-    "    }\n"
-    "    for (int k = 0; k < model.n_inputs; k++)   /* quiet under a leak checker */\n"
-    "        free((void *)in[k]);\n"
-    "    for (int k = 0; k < model.n_weights; k++)\n"
-    "        free((void *)w[k]);\n"
-    "    for (int k = 0; k < model.n_outputs; k++)\n"
-    "        free(out[k]);\n"
-    "    free(r.arena);\n"
-    "    return failed ? 3 : 0;\n"
-    "}\n"
-    "\n"
-    "size_t kiln_dtype_size(kiln_dtype t) { return t == KILN_I64 ? 8 : 4; }\n";
-
 static void write_file(const char *name, const void *data, size_t n)
 {
     char path[512];
@@ -917,10 +813,10 @@ static void compile_case(const char *id)
         return;
     write_file("model.c", c, strlen(c));
     write_file(tfmt("%s.c", id), c, strlen(c));     // kept with KILN_TEST_KEEP=1
-    write_file("harness.c", harness, strlen(harness));
     free(c);
     int rc = sh("rm -f harness && %s -std=gnu11 -O3 -march=native -fno-math-errno -Wall -Wextra "
-                "-I'%s/runtime' harness.c -o harness -lm > cc.txt 2>&1", cc, src_root);
+                "-I. -I'%s/runtime' '%s/tests/unit/harness.c' -o harness -lm > cc.txt 2>&1", cc,
+                src_root, src_root);
     size_t n;
     char *diag = read_file("cc.txt", &n);
     if (rc != 0 || (diag && diag[0]))
