@@ -685,6 +685,10 @@ static void kernel_comment(Emit *E, const Kernel *k, Buf *b)
     if (n->output >= 0)
         bprintf(b, " *   out  %s straight into output '%s' (r->outputs[%d])\n",
                 type_text(cg, &n->type), E->g->outputs[n->output].name, n->output);
+    else if (n->op == OP_CACHE_WRITE)   // no arena place: a slot of the state
+        bprintf(b, " *   out  %s slot %lld of state '%s' (no arena space)\n",
+                type_text(cg, &n->type), (long long)n->attr.cache_write.index,
+                E->g->nodes[n->in[0]].name);
     else
         bprintf(b, " *   out  %s at arena + 0x%llx (%lld bytes at the bounds)\n",
                 type_text(cg, &n->type), (unsigned long long)n->offset,

@@ -8,7 +8,8 @@
 #     and at --dims rows=2: FLOPs 2 * 2 * 8 * 16 + 2 * 16 = 544, bytes 4 * (16 + 128 + 16 + 32) = 768;
 #     with --peak-gflops 2 --bandwidth-gbs 1 the bound is max(1088 / 2e9, 960 / 1e9) s = 0.00096 ms;
 #   - without figures the table says so and has no times; the JSON parses, its kernels sum
-#     to its total, on gpt2 at a small size too;
+#     to its total, on gpt2 at a small size too, whose C names a cache write's output as a
+#     slot of its state (no arena offset);
 #   - bad --dims and misplaced options are usage errors that write nothing.
 set -u
 KILN=$1
@@ -60,6 +61,10 @@ grep -q "^  machine   unknown, so no times: no calibration cache" "$tmp/m.txt" &
     ok || bad "gpt2 kernel rows differ from the C file's kernels"
 grep -q "^  machine   100.0 GFLOP/s FP32 peak, 10.0 GB/s read bandwidth (--peak-gflops 100 --bandwidth-gbs 10)$" \
     "$tmp/g.txt" && ok || bad "machine line from flags: $(grep machine "$tmp/g.txt")"
+# Kernel comments: a cache write's output is a slot of its state, not an arena place.
+grep -q "^ \*   out  f32\[batch, 2, 8, 16\] slot 0 of state 'k_cache' (no arena space)$" "$tmp/g.c" &&
+    ok || bad "cache_write comment: $(grep -A6 '^/\* k_h_attn_k_all' "$tmp/g.c" | grep ' out ')"
+grep -q "arena + 0xffff" "$tmp/g.c" && bad "an arena offset of -1 in a comment" || ok
 # The fused causal attention of a layer, by hand: 2 heads of D = 16, seq 8, past 0: each head
 # keeps 8 * 9 / 2 = 36 (query, key) pairs, each 2 * 16 + 2 * 16 + 5 = 69 FLOPs: 2 * 36 * 69 =
 # 4968; bytes: q, out, k and v, each 2 * 8 * 16 floats: 4096.  At --dims seq=4,past=4 a head
