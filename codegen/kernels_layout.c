@@ -1,10 +1,12 @@
 /* codegen/kernels_layout.c: kernels that move data without arithmetic: transpose, slice,
- * concat and gather.  (reshape has no kernel: plan-memory makes it a view of its input.)
+ * concat, gather and cache_write.  (reshape has no kernel: plan-memory makes it a view of its
+ * input.)
  *
  * transpose, slice and concat are strided copies written with the loop-nest helper: loops
  * over the destination's dims, each operand with its own strides and base offset, adjacent
  * dims merged where both sides are contiguous (a slice along axis 1 of [seq, 768] copies
- * rows of the slice's width).  gather copies one table row per id and checks every id; with
+ * rows of the slice's width).  cache_write copies each (batch, head) matrix's new rows into
+ * the state with memcpy, the matrices split over the threads.  gather copies one table row per id and checks every id; with
  * a fused epilogue (fuse-elementwise) it copies element by element through it instead.
  */
 #include "cg.h"
@@ -168,12 +170,53 @@ bool cg_kernel_cache_write(Kernel *k)
                                cg_fmt(cg, "(long long)(%s + %s - 1)", past, S)};
     blist(&k->body, "return kiln_fail(", fail_args, 4, ");");
     k->body.indent--;
-    bline(&k->body, "for (int64_t m = 0; m < %s; m++)   // each (batch, head): its new rows",
-          cg_mono(cg, lead, false));
-    bline(&k->body, "    memcpy(%s + (m * %lld + %s) * %s, %s + m * %s * %s, (size_t)(%s * %s) * "
-          "sizeof(float));", k->out, T, past, D, k->arg[1], S, D, S, D);
+    // The copies, one per (batch, head) matrix, split over the threads (kiln_parallel_for_min:
+    // a decode step's one row per matrix stays on the caller).  The task reads the pointers
+    // and the dims it uses from a job struct, as row_task in emit.c does.
+    uint32_t *kernel_syms = cg->sym_used, task_syms = 0;
+    cg->sym_used = &task_syms;
+    const char *tpast = cg_sym(cg, n->attr.cache_write.at_sym), *tS = cg_mono(cg, rows, true),
+               *tD = cg_mono(cg, width, true);
+    cg->sym_used = kernel_syms;
+    const Graph *g = cg->g;
+    Buf *h = &k->helpers;
+    bprintf(h, "// %s_job: the arguments of the kernel below, for its tasks\n", k->name);
+    bprintf(h, "typedef struct {\n    const float *x;\n    float *out;\n");
+    for (int s = 0; s < g->n_syms; s++)
+        if (task_syms & (1u << s))
+            bprintf(h, "    int64_t %s;\n", cg->sym_var[s]);
+    bprintf(h, "} %s_job;\n\n", k->name);
+    bprintf(h, "// %s_task: the (batch, head) matrices [m0, m1) of the kernel below (a "
+               "kiln_task_fn)\n", k->name);
+    bprintf(h, "static void %s_task(void *ctx, int64_t m0, int64_t m1)\n{\n", k->name);
+    bprintf(h, "    const %s_job *job = ctx;\n", k->name);
+    for (int s = 0; s < g->n_syms; s++)
+        if (task_syms & (1u << s))
+            bprintf(h, "    const int64_t %s = job->%s;\n", cg->sym_var[s], cg->sym_var[s]);
+    bprintf(h, "    for (int64_t m = m0; m < m1; m++)   // its new rows\n");
+    bprintf(h, "        memcpy(job->out + (m * %lld + %s) * %s, job->x + m * %s * %s,\n"
+               "               (size_t)(%s * %s) * sizeof(float));\n}\n\n", T, tpast, tD,
+            tS, tD, tS, tD);
+    Buf init = {0};
+    bprintf(&init, "%s_job job = {%s, %s", k->name, k->arg[1], k->out);
+    for (int s = 0; s < g->n_syms; s++)
+        if (task_syms & (1u << s)) {
+            bprintf(&init, ", %s", cg->sym_var[s]);
+            *kernel_syms |= 1u << s;
+        }
+    bputs(&init, "};");
+    bline(&k->body, "%s", bstr(&init));
+    bfree(&init);
+    // At least CG_PAR_MIN_ELEMS floats per thread: a matrix's new rows are S * D of them.
+    const char *par_args[] = {"r", cg_mono(cg, lead, false),
+                              cg_fmt(cg, "(%lld + %s * %s - 1) / (%s * %s)",
+                                     (long long)CG_PAR_MIN_ELEMS, S, D, S, D),
+                              cg_fmt(cg, "%s_task", k->name), "&job"};
+    blist(&k->body, "kiln_parallel_for_min(", par_args, 5, ");");
     bfree(&msg);
     bprintf(&k->notes, " *   writes   rows [%s, %s + %s) of the %lld the state keeps\n", past, past,
             S, T);
+    bprintf(&k->notes, " *   threads  the (batch, head) matrices split over the run's threads "
+                       "(%s_task)\n", k->name);
     return true;
 }
