@@ -232,6 +232,14 @@ static int name_file(const kiln_model *m, const char *what, const char *val, int
     return 0;
 }
 
+// Whether `s` is a whole decimal number in [lo, hi] with nothing after it; the number in *n.
+static bool whole_number(const char *s, long lo, long hi, long *n) {
+    char *end;
+    errno = 0;
+    *n = strtol(s, &end, 10);
+    return !errno && !*end && end != s && *n >= lo && *n <= hi;
+}
+
 // Parse argv into a (whose arrays the caller allocated).  Returns 0, or EXIT_USAGE after
 // printing the error.  Stops at --help, setting a->help.
 static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
@@ -278,12 +286,10 @@ static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
             a->any_output = true;
             break;
         case 3: {
-            char *end;
-            errno = 0;
-            long n = strtol(val, &end, 10);
+            long n;
             if (a->repeat_given)
                 return error(m, EXIT_USAGE, "--repeat is given twice");
-            if (errno || *end || end == val || n < 1 || n > MAX_REPEAT)
+            if (!whole_number(val, 1, MAX_REPEAT, &n))
                 return error(m, EXIT_USAGE, "--repeat wants a whole number from 1 to %ld, "
                              "got '%s'", MAX_REPEAT, val);
             a->repeat = n;
@@ -291,12 +297,10 @@ static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
             break;
         }
         case 4: {
-            char *end;
-            errno = 0;
-            long n = strtol(val, &end, 10);
+            long n;
             if (a->threads)
                 return error(m, EXIT_USAGE, "--threads is given twice");
-            if (errno || *end || end == val || n < 1 || n > 256)
+            if (!whole_number(val, 1, 256, &n))
                 return error(m, EXIT_USAGE, "--threads wants a whole number from 1 to 256, "
                              "got '%s'", val);
             a->threads = (int)n;
@@ -314,12 +318,10 @@ static int parse_args(int argc, char **argv, const kiln_model *m, Args *a) {
             a->dump_dir = val;
             break;
         case 6: {
-            char *end;
-            errno = 0;
-            long n = strtol(val, &end, 10);
+            long n;
             if (a->warmup_given)
                 return error(m, EXIT_USAGE, "--warmup is given twice");
-            if (errno || *end || end == val || n < 0 || n > MAX_REPEAT)
+            if (!whole_number(val, 0, MAX_REPEAT, &n))
                 return error(m, EXIT_USAGE, "--warmup wants a whole number from 0 to %ld, "
                              "got '%s'", MAX_REPEAT, val);
             a->warmup = n;
