@@ -37,11 +37,13 @@
  * key are -inf, so exp gives 0); exp is attn_expf, plain C that clang vectorizes (written once
  * per file).
  *
- * That is the row-major body (task_body).  Where nothing is causal and the mask, if any, is
- * the same for every query row (one value per key: BERT's padding mask), the key-major body
- * (task_body_cols) does the same work turned around: the task transposes its query rows once,
- * qT[d][i], and the scores of a key block are computed as sT[c][i] for 4 keys at a time
- * against vectors of query rows (a broadcast of k[j0 + c, d] and loads of qT feed the FMAs:
+ * That is the row-major body (task_body).  Where the mask, if any, is the same for every
+ * query row (one value per key: BERT's padding mask) and, if causal, the query rows fill a
+ * vector (Sq >= VL: a prompt, not one generated token; chosen per call when Sq is symbolic),
+ * the key-major body (task_body_cols) does the same work turned around: the task transposes
+ * its query rows once, qT[d][i], and the scores of a key block are computed as sT[c][i] for
+ * 4 keys at a time against vectors of query rows (a broadcast of k[j0 + c, d] and loads of
+ * qT feed the FMAs:
  * no transposed key block); scale, mask, max, exp and the sums then run across the rows in
  * vectors, the running max and sum being arrays over the rows (no sums across lanes, no scalar
  * exp per row); acc is updated by the same register tiles of 4 rows, reading p at sT[c][row].
@@ -49,7 +51,8 @@
  *
  * Causal: key blocks entirely above the diagonal are never visited (the key loop stops at
  * the query block's last visible key), nor, within a key block, the tiles of rows that see
- * none of its keys (they would add p 0 with alpha 1); elsewhere the masked scores are -inf.
+ * none of its keys (they would add p 0 with alpha 1; the key-major body starts its loops
+ * over rows at the first vector with such a row); elsewhere the masked scores are -inf.
  *
  * Agreement with the unfused chain (softmax then matmul), to float rounding:
  *   - a row whose scores are all -inf (every key masked, or causal with Sq > Sk) has sum 0
@@ -516,6 +519,19 @@ static void task_open(Kernel *k, int64_t BQ, const Mono *mst, const char **ldq,
           (long long)BQ, sq, (long long)BQ);
 }
 
+// Causal: declare j_end, the block's last visible key + 1 (its last row, i0 + ni - 1, sees
+// keys j <= i0 + ni - 1 + off, off the causal offset or NULL for 0; Sk at most), and return
+// its name.
+static const char *key_end(Kernel *k, const char *off, const char *sk)
+{
+    if (!off)
+        bline(&k->body, "const int64_t j_end = i0 + ni;   // causal: no key past the diagonal");
+    else
+        bline(&k->body, "const int64_t j_end = i0 + ni + %s < %s ? i0 + ni + %s : %s;   // causal",
+              off, sk, off, sk);
+    return "j_end";
+}
+
 // The body of one task: blocks [begin, end), block blk being query rows [i0, i0 + BQ) of
 // leading index bh.  Uses the parameter names of the kernel (q, k, v, mask, out).
 static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, const Mono *mst)
@@ -549,16 +565,7 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     const char *mrow = NULL;
     if (has_mask)
         mrow = mono_is(mst[r - 1], 0) ? "mr[0]" : "mr[j0 + c]";
-    const char *j_end = sk;
-    if (causal) {
-        // The block's last row, i0 + ni - 1, sees keys j <= i0 + ni - 1 + Sk - Sq.
-        if (!off)
-            bline(b, "const int64_t j_end = i0 + ni;   // causal: no key past the diagonal");
-        else
-            bline(b, "const int64_t j_end = i0 + ni + %s < %s ? i0 + ni + %s : %s;   // causal",
-                  off, sk, off, sk);
-        j_end = "j_end";
-    }
+    const char *j_end = causal ? key_end(k, off, sk) : sk;
     bline(b, "float row_max[%lld], row_sum[%lld], acc[%lld][%lld];", (long long)BQ, (long long)BQ,
           (long long)BQ, (long long)DvP);
     open_keys(k, "row_max", "row_sum", "ni", DvP, j_end, BK);
@@ -650,14 +657,15 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
 // Scores of `nk` keys (c0 .. c0 + nk - 1 of the block) against the rows [0, nip), u vectors
 // of rows at a time, then one:  sT[c0 + x][i] = sum over d of k[j0 + c0 + x, d] * qT[d][i].
 // For each d: u loads of qT and one broadcast of k per key feed nk * u FMAs.
-static void scores_cols(Kernel *k, int nk, int u, int64_t D, const char *ldk, int vl)
+static void scores_cols(Kernel *k, int nk, int u, int64_t D, const char *ldk, const char *r_lv,
+                        int vl)
 {
     Cg *cg = k->cg;
     Buf *b = &k->body;
     for (int x = 0; x < nk; x++)
         bline(b, "const float *restrict k%d = km + (j0 + c0%s) * %s;", x,
               x ? cg_fmt(cg, " + %d", x) : "", ldk);
-    bline(b, "int64_t r0 = 0;");
+    bline(b, "int64_t r0 = %s;", r_lv);
     for (int pass = 0; pass < 2; pass++) {
         int w = pass == 0 ? u : 1;      // row vectors in this loop's tile
         if (pass == 0 && u == 1)
@@ -710,6 +718,13 @@ static void task_body_cols(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t
     for (int x = 0; x < nt; x++)
         tile.ix[x] = cg_fmt(cg, "%d", x);
 
+    bool causal = n->attr.attention.causal;
+    Type vq = attention_view(sm, ATT_Q, &k->in[0]->type);
+    const char *off = offset_text(cg, mono_dim(vk.dim[r - 2]), mono_dim(vq.dim[r - 2]));
+    if (n->attr.attention.has_offset)       // causal from the state's position
+        off = cg_sym(cg, n->attr.attention.offset_sym);
+    const char *plus_off = off ? cg_fmt(cg, " + %s", off) : "";
+
     const char *ldq, *ldk, *ldv, *ldo;     // row strides
     task_open(k, BQ, mst, &ldq, &ldk, &ldv, &ldo);
     bline(b, "const int64_t nip = (ni + VL - 1) / VL * VL;   // rows up to whole vectors");
@@ -724,7 +739,22 @@ static void task_body_cols(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t
     bline(b, "for (int64_t d = 0; d < %lld; d++)", (long long)D);
     bline(b, "    for (int64_t i = ni; i < nip; i++)");
     bline(b, "        qT[d][i] = 0.0f;");
-    open_keys(k, "m_run", "l_run", "nip", DvP, sk, BK);
+    const char *j_end = causal ? key_end(k, off, sk) : sk;
+    open_keys(k, "m_run", "l_run", "nip", DvP, j_end, BK);
+    // Causal: rows before r_lo see no key of this block.  They are left alone (their update
+    // would be alpha 1, p 0): the tiles of the accumulate loop start at r_lt, r_lo rounded
+    // down to a tile, the loops across rows at r_lv, r_lt rounded down to a vector (so that
+    // every row a tile reads has its alpha and p).
+    const char *r_lv = "0", *r_lt = "0";
+    if (causal) {
+        const char *first = cg_fmt(cg, "j0 - i0%s", off ? cg_fmt(cg, " - %s", off) : "");
+        bline(b, "// Causal: rows before r_lo see no key of this block; the loops over rows");
+        bline(b, "// start at r_lo rounded down to a tile (r_lt), then to a vector (r_lv).");
+        bline(b, "const int64_t r_lo = %s > 0 ? %s : 0;", first, first);
+        bline(b, "const int64_t r_lt = r_lo / %d * %d, r_lv = r_lt / VL * VL;", nt, nt);
+        r_lv = "r_lv";
+        r_lt = "r_lt";
+    }
     bline(b, "// sT[c][i]: key j0 + c's score for row i, then exp(score - max)");
     bline(b, "float sT[%lld][%lld], mx[%lld], ps[%lld];", (long long)BK, (long long)BQP,
           (long long)BQP, (long long)BQP);
@@ -732,36 +762,42 @@ static void task_body_cols(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t
     bline(b, "for (; c0 + 4 <= nj; c0 += 4) {   // 4 keys: per d, 4 broadcasts of k, each "
              "load of qT feeds 4 FMAs");
     b->indent++;
-    scores_cols(k, 4, tv, D, ldk, vl);
+    scores_cols(k, 4, tv, D, ldk, r_lv, vl);
     b->indent--;
     bline(b, "}");
     bline(b, "for (; c0 < nj; c0++) {   // the last keys, one at a time");
     b->indent++;
-    scores_cols(k, 1, tv, D, ldk, vl);
+    scores_cols(k, 1, tv, D, ldk, r_lv, vl);
     b->indent--;
     bline(b, "}");
 
-    // Scale and mask (one value per key: the mask does not vary along the rows), the max.
-    bline(b, "for (int64_t i = 0; i < nip; i++)");
+    // Scale and mask (one value per key: the mask does not vary along the rows), causal,
+    // the max.
+    bline(b, "for (int64_t i = %s; i < nip; i++)", r_lv);
     bline(b, "    mx[i] = -INFINITY;");
     bline(b, "for (int64_t c = 0; c < nj; c++) {");
     b->indent++;
     if (has_mask)
         bline(b, "const float mk = mm[%s];", mono_is(mst[r - 1], 0) ? "0" : "j0 + c");
     bline(b, "float *restrict sr = sT[c];");
-    bline(b, "for (int64_t i = 0; i < nip; i++) {");
+    bline(b, "for (int64_t i = %s; i < nip; i++) {", r_lv);
     Buf sc = {0};
     bc_float(&sc, (float)n->attr.attention.scale);
     const char *x = n->attr.attention.scale == 1.0 ? "sr[i]" : cg_fmt(cg, "sr[i] * %s", bstr(&sc));
     bfree(&sc);
-    bline(b, "    const float x = %s%s;", x, has_mask ? " + mk" : "");
+    if (causal)
+        bline(b, "    const float x = j0 + c > i0 + i%s ? -INFINITY : %s%s;", plus_off, x,
+              has_mask ? " + mk" : "");
+    else
+        bline(b, "    const float x = %s%s;", x, has_mask ? " + mk" : "");
     bline(b, "    sr[i] = x;");
     bline(b, "    mx[i] = fmaxf(mx[i], x);");
     bline(b, "}");
     b->indent--;
     bline(b, "}");
     // The online softmax, every row at once.
-    bline(b, "for (int64_t i = 0; i < nip; i++) {   // the online softmax, across the rows");
+    bline(b, "for (int64_t i = %s; i < nip; i++) {   // the online softmax, across the rows",
+          r_lv);
     b->indent++;
     bline(b, "const float m_new = fmaxf(m_run[i], mx[i]);");
     bline(b, "// Rescale the earlier blocks' sum to the new max.  While every score is -inf,");
@@ -774,17 +810,18 @@ static void task_body_cols(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t
     bline(b, "}");
     bline(b, "for (int64_t c = 0; c < nj; c++) {");
     bline(b, "    float *restrict sr = sT[c];");
-    bline(b, "    for (int64_t i = 0; i < nip; i++) {");
+    bline(b, "    for (int64_t i = %s; i < nip; i++) {", r_lv);
     bline(b, "        const float p = attn_expf(sr[i] - mu[i]);");
     bline(b, "        sr[i] = p;");
     bline(b, "        ps[i] += p;");
     bline(b, "    }");
     bline(b, "}");
-    bline(b, "for (int64_t i = 0; i < nip; i++)");
+    bline(b, "for (int64_t i = %s; i < nip; i++)", r_lv);
     bline(b, "    l_run[i] = l_run[i] * alpha[i] + ps[i];");
 
     // acc = acc * alpha + p v: tiles of rows, or the last rows one at a time.
-    bline(b, "for (int64_t r0 = 0; r0 < ni; r0 += %d) {   // the rows, in tiles of %d", nt, nt);
+    bline(b, "for (int64_t r0 = %s; r0 < ni; r0 += %d) {   // the rows, in tiles of %d", r_lt,
+          nt, nt);
     b->indent++;
     bline(b, "const int64_t nr = ni - r0 < %d ? ni - r0 : %d;   // rows in this tile", nt, nt);
     accumulate_tile(k, &tile, &one, ua, Dv, ldv, vl);
@@ -839,89 +876,111 @@ bool cg_kernel_attention(Kernel *k)
         }
     }
 
-    // The key-major body (task_body_cols) where it applies: nothing causal (its tiles would
-    // skip by rows), and a mask, if any, that is the same for every query row (one value per
-    // key, BERT's padding mask).  It does the work of the row-major one with no transpose
-    // per key block and no sums across lanes: BERT-base seq 512 attention 25% faster on
-    // AVX-512 (Zen 4, 2 threads).  Otherwise the row-major body (task_body).
-    bool cols = !n->attr.attention.causal && (!tm || mono_is(mst[r - 2], 0));
+    // The key-major body (task_body_cols) where it applies: a mask, if any, that is the
+    // same for every query row (one value per key: BERT's padding mask), and, when causal,
+    // query rows that fill vectors (Sq >= VL: its loops run across the rows).  It does the
+    // work of the row-major one with no transpose per key block and no sums across lanes:
+    // BERT-base seq 512 attention 25% faster on AVX-512 (Zen 4, 2 threads).  A causal Sq
+    // known only at run time gets both bodies, chosen per call: a prompt key-major, one
+    // generated token (Sq 1) row-major.  Otherwise the row-major body (task_body).
+    bool causal = n->attr.attention.causal;
+    Dim dsq = tq->dim[r - 2];
+    bool cols = !tm || mono_is(mst[r - 2], 0), rows = !cols;
+    if (cols && causal && vl > 1) {     // (one lane: any Sq fills a vector)
+        if (dsq.sym < 0)
+            cols = dsq.size >= vl, rows = !cols;
+        else if (dsq.size < vl)
+            cols = false, rows = true;
+        else
+            rows = true;        // both
+    }
     bprintf(&k->notes, " *   tiling   tasks of %lld query rows of one (batch, head), over the "
                        "threads; keys in\n", (long long)BQ);
     bprintf(&k->notes, " *            blocks of %lld with an online softmax (running max and "
                        "sum): the [Sq, Sk]\n", (long long)BK);
+    bprintf(&k->notes, " *            scores never stored%s\n",
+            causal ? "; key blocks above the diagonal skipped" : "");
+    if (cols && rows)
+        bprintf(&k->notes, " *   bodies   key-major when Sq >= %d (the query rows fill a vector), "
+                           "else row-major\n", vl);
     int64_t BQP = (BQ + vl - 1) / vl * vl;
+    int tvec = tile_vectors(cg->isa), nt = (int)min64(ROWS, BQ), ua = (int)min64(tvec, DvP / vl);
+    const char *last = nt > 1 ? " *            the last rows of a block one at a time;\n" : "";
     if (cols)
-        bprintf(&k->notes, " *            scores never stored; scratch qT[%lld][%lld], "
-                           "sT[%lld][%lld], acc[%lld][%lld]\n *            on the stack\n",
-                (long long)D,
-                (long long)BQP, (long long)BK, (long long)BQP, (long long)BQP, (long long)DvP);
-    else
-        bprintf(&k->notes, " *            scores never stored; scratch kt[%lld][%lld], "
-                           "acc[%lld][%lld] on the stack%s\n", (long long)D, (long long)BK,
-                (long long)BQ, (long long)DvP, n->attr.attention.causal ? ";" : "");
-    if (n->attr.attention.causal)
-        bprintf(&k->notes, " *            key blocks above the diagonal skipped\n");
-    int tvec = tile_vectors(cg->isa), nt = (int)min64(ROWS, BQ);
-    if (cols)
-        bprintf(&k->notes, " *   vectors  %s: key-major, scores of 4 keys x %d VL query rows in "
-                           "registers (each\n *            load of qT feeds 4 FMAs), max, exp "
-                           "and sums across the rows in vectors;\n", isa_name(cg->isa), tvec);
-    else
-        bprintf(&k->notes, " *   vectors  %s: tiles of %d query rows in registers, scores %d x "
-                           "%d VL keys and\n", isa_name(cg->isa), nt, nt,
-                (int)min64(tvec, BK / vl));
-    bprintf(&k->notes, " *            accumulators %d x %d VL of Dv: each load of %s feeds "
-                       "%d FMAs%s\n", nt, (int)min64(tvec, DvP / vl), cols ? "v" : "kt or v", nt,
-            nt > 1 ? "; the" : "");
-    if (nt > 1)
-        bprintf(&k->notes, " *            last rows of a block one at a time\n");
+        bprintf(&k->notes, " *   vectors  %s%s: scores of 4 keys x %d VL query rows in registers "
+                           "(each load\n *            of qT feeds 4 FMAs), max, exp and sums "
+                           "across the rows in vectors;\n *            accumulators %d x %d VL "
+                           "of Dv (each load of v feeds %d FMAs);\n%s *            scratch "
+                           "qT[%lld][%lld], sT[%lld][%lld], acc[%lld][%lld] on the stack\n",
+                rows ? "key-major, " : "", isa_name(cg->isa), tvec, nt, ua, nt, last,
+                (long long)D, (long long)BQP, (long long)BK, (long long)BQP, (long long)BQP,
+                (long long)DvP);
+    if (rows)
+        bprintf(&k->notes, " *   vectors  %s%s: tiles of %d query rows in registers, scores %d x "
+                           "%d VL keys\n *            and accumulators %d x %d VL of Dv (each "
+                           "load of kt or v feeds %d FMAs);\n%s *            scratch kt[%lld]"
+                           "[%lld], acc[%lld][%lld] on the stack\n",
+                cols ? "row-major, " : "", isa_name(cg->isa), nt, nt, (int)min64(tvec, BK / vl),
+                nt, ua, nt, last, (long long)D, (long long)BK, (long long)BQ, (long long)DvP);
     if (sm)
         bprintf(&k->notes, " *   layout   %s seq-major, [.., S, H, D]: read and written in place, "
                            "rows H * D apart\n", attention_seq_major_str(sm));
 
-    // The task function, with the symbolic dims it uses passed through the job.
-    uint32_t *kernel_syms = cg->sym_used, task_syms = 0;
-    cg->sym_used = &task_syms;
-    Buf kernel_body = k->body;
-    k->body = (Buf){.indent = 1};
-    if (cols)
-        task_body_cols(k, BQ, BK, D, Dv, mst);
-    else
-        task_body(k, BQ, BK, D, Dv, mst);
-    Buf task = k->body;
+    // The task functions' bodies, each with the symbolic dims it uses (passed through the
+    // job).
+    uint32_t *kernel_syms = cg->sym_used, syms[2] = {0, 0};
+    Buf kernel_body = k->body, task[2] = {{0}, {0}};
+    for (int t = 0; t < 2; t++) {
+        if (!(t == 0 ? cols : rows))
+            continue;
+        cg->sym_used = &syms[t];
+        k->body = (Buf){.indent = 1};
+        if (t == 0)
+            task_body_cols(k, BQ, BK, D, Dv, mst);
+        else
+            task_body(k, BQ, BK, D, Dv, mst);
+        task[t] = k->body;
+    }
     k->body = kernel_body;
     cg->sym_used = kernel_syms;
 
     const Graph *g = cg->g;
-    const char *job = cg_fmt(cg, "%s_job", k->name), *fn = cg_fmt(cg, "%s_task", k->name);
+    const char *job = cg_fmt(cg, "%s_job", k->name);
+    const char *fn[2] = {cg_fmt(cg, "%s_task%s", k->name, rows ? "_cols" : ""),
+                         cg_fmt(cg, "%s_task%s", k->name, cols ? "_rows" : "")};
     Buf *h = &k->helpers;
     bprintf(h, "/* %s: the arguments of %s, for its tasks */\n", job, k->name);
     bprintf(h, "typedef struct {\n    const float *q, *k, *v%s;\n    float *out;\n",
             has_mask ? ", *mask" : "");
     for (int s = 0; s < g->n_syms; s++)
-        if (task_syms & (1u << s))
+        if ((syms[0] | syms[1]) & (1u << s))
             bprintf(h, "    int64_t %s;\n", cg->sym_var[s]);
     bprintf(h, "} %s;\n\n", job);
-    bprintf(h, "/* %s: query blocks [begin, end) of %s,\n * a block being %lld rows of "
-               "one (batch, head) */\n", fn, k->name, (long long)BQ);
-    bprintf(h, "static void %s(void *ctx, int64_t begin, int64_t end)\n{\n", fn);
-    bprintf(h, "    const %s *job = ctx;\n", job);
-    bprintf(h, "    const float *restrict q = job->q, *restrict k = job->k, "
-               "*restrict v = job->v;\n");
-    if (has_mask)
-        bprintf(h, "    const float *restrict mask = job->mask;\n");
-    bprintf(h, "    float *restrict out = job->out;\n");
-    for (int s = 0; s < g->n_syms; s++)
-        if (task_syms & (1u << s))
-            bprintf(h, "    const int64_t %s = job->%s;\n", cg->sym_var[s], cg->sym_var[s]);
-    bprintf(h, "%s}\n\n", bstr(&task));
-    bfree(&task);
+    for (int t = 0; t < 2; t++) {
+        if (!(t == 0 ? cols : rows))
+            continue;
+        bprintf(h, "/* %s: query blocks [begin, end) of %s,\n * a block being %lld rows of "
+                   "one (batch, head)%s */\n", fn[t], k->name, (long long)BQ,
+                cols && rows ? (t == 0 ? ", key-major" : ", row-major") : "");
+        bprintf(h, "static void %s(void *ctx, int64_t begin, int64_t end)\n{\n", fn[t]);
+        bprintf(h, "    const %s *job = ctx;\n", job);
+        bprintf(h, "    const float *restrict q = job->q, *restrict k = job->k, "
+                   "*restrict v = job->v;\n");
+        if (has_mask)
+            bprintf(h, "    const float *restrict mask = job->mask;\n");
+        bprintf(h, "    float *restrict out = job->out;\n");
+        for (int s = 0; s < g->n_syms; s++)
+            if (syms[t] & (1u << s))
+                bprintf(h, "    const int64_t %s = job->%s;\n", cg->sym_var[s], cg->sym_var[s]);
+        bprintf(h, "%s}\n\n", bstr(&task[t]));
+        bfree(&task[t]);
+    }
 
     // The kernel: pack the job, hand out the blocks.
     Buf init = {0};
     bprintf(&init, ".q = q, .k = k, .v = v, %s.out = out", has_mask ? ".mask = mask, " : "");
     for (int s = 0; s < g->n_syms; s++)
-        if (task_syms & (1u << s)) {
+        if ((syms[0] | syms[1]) & (1u << s)) {
             bprintf(&init, ", .%s = %s", cg->sym_var[s], cg->sym_var[s]);
             *kernel_syms |= 1u << s;
         }
@@ -932,7 +991,14 @@ bool cg_kernel_attention(Kernel *k)
                                 : cg_fmt(cg, "%s * ((%s + %lld) / %lld)",
                                          cg_mono(cg, lead, true), cg_mono(cg, Sq, false),
                                          (long long)(BQ - 1), (long long)BQ);
-    bline(&k->body, "kiln_parallel_for(r, %s, %s, &job);", blocks, fn);
+    const char *task_fn = fn[cols ? 0 : 1];
+    if (cols && rows) {
+        bline(&k->body, "// key-major when the query rows fill a vector (a prompt), else row-major");
+        bline(&k->body, "kiln_task_fn task = %s >= %d ? %s : %s;", cg_mono(cg, Sq, true), vl,
+              fn[0], fn[1]);
+        task_fn = "task";
+    }
+    bline(&k->body, "kiln_parallel_for(r, %s, %s, &job);", blocks, task_fn);
     k->needs_run = true;
     return true;
 }

@@ -219,6 +219,10 @@ typedef struct {
     // After the pass, read k's and v's transposes in place too, by hand (the pass leaves them,
     // but the kernel and the interpreter support seq-major k and v).
     bool force_kv;
+    // The task functions the kernel must have on ISAs of more than one lane: "cols" (only
+    // the key-major body), "rows" (only the row-major one), "both" (chosen per call by Sq),
+    // or NULL (not checked).
+    const char *bodies;
 } Case;
 
 // What the pass would do if it read seq-major k and v: the fused node reads the values their
@@ -590,6 +594,17 @@ static void run_attention_case(const Case *c, const int64_t *sym_vals, int n_run
             continue;
         CHECK(tfmt("run.%s.%s.one_kernel", c->id, isas[x]),
               strstr(text, "fused_attention") && strstr(text, "online softmax"));
+        if (c->bodies && strcmp(isas[x], "scalar") != 0) {
+            // The key-major body transposes its query rows (qT), the row-major one its
+            // key blocks (kt).
+            bool cols = strstr(text, "float qT["), rows = strstr(text, "float kt[");
+            const char *got = cols && rows ? "both" : cols ? "cols" : "rows";
+            if (strcmp(got, c->bodies) != 0)
+                fail(tfmt("run.%s.%s.bodies", c->id, isas[x]), "the kernel has %s, want %s",
+                     got, c->bodies);
+            else
+                n_passed++;
+        }
         free(text);
         for (int t = 0; t < n_runs && cc; t++)
             run_compiled(tfmt("run.%s.%s", isas[x], run_id(c, sym_vals + t * n_syms)),
@@ -612,7 +627,7 @@ static void test_cases(void)
     run_attention_case(&(Case){.id = "causal", .syms = "batch 2 seq 70",
                                .q = "batch, 3, seq, 16", .k = "batch, 3, seq, 16",
                                .v = "batch, 3, seq, 16", .scale = SC_SCALE, .by = 0.25,
-                               .causal = true},
+                               .causal = true, .bodies = "both"},
                        (const int64_t[]){2, 70, 1, 33, 2, 1, 1, 64}, 4);
     // BERT style: padding mask [batch, 1, 1, seq] with -inf keys; whole masked rows give NaN.
     run_attention_case(&(Case){.id = "padding", .syms = "batch 2 seq 9",
@@ -635,12 +650,13 @@ static void test_cases(void)
     // Causal and mask, both orders, the mask on either side of the add.
     run_attention_case(&(Case){.id = "causal_then_mask", .syms = "seq 40", .q = "2, seq, 6",
                                .k = "2, seq, 6", .v = "2, seq, 6", .mask = "seq",
-                               .scale = SC_DIV, .by = 0.4, .causal = true, .causal_first = true},
+                               .scale = SC_DIV, .by = 0.4, .causal = true, .causal_first = true,
+                               .bodies = "both"},
                        (const int64_t[]){40, 7, 1}, 3);
     run_attention_case(&(Case){.id = "mask_then_causal", .syms = "seq 40", .q = "2, seq, 6",
                                .k = "2, seq, 6", .v = "2, seq, 6", .mask = "1, seq, seq",
                                .scale = SC_MUL_LEFT, .by = 0.4, .causal = true,
-                               .mask_left = true, .whole_rows = true},
+                               .mask_left = true, .whole_rows = true, .bodies = "rows"},
                        (const int64_t[]){40, 6, 1}, 3);
     // Decoding: Sq queries are the last of Sk keys (Sq <= Sk), and Sq > Sk, whose first
     // Sq - Sk rows see no key at all (NaN).
@@ -649,7 +665,7 @@ static void test_cases(void)
                                .causal = true},
                        (const int64_t[]){1, 90, 5, 77, 5, 5, 2, 1}, 4);
     run_attention_case(&(Case){.id = "sq_gt_sk", .q = "2, 6, 8", .k = "2, 4, 8", .v = "2, 4, 8",
-                               .causal = true},
+                               .causal = true, .bodies = "rows"},
                        (const int64_t[]){0}, 1);
     // Head dims that are not a vector width: D 7 with Dv 5, D 3 with Dv 7; no scale.
     run_attention_case(&(Case){.id = "hd7", .syms = "seq 20", .q = "2, 3, seq, 7",
@@ -688,6 +704,22 @@ static void test_cases(void)
                                .scale = SC_SCALE, .by = 0.3, .causal = true,
                                .seq_major = ATT_Q | ATT_OUT},
                        (const int64_t[]){6, 80, 1, 70, 6, 6}, 3);
+    // A causal prompt with Sq symbolic: the key-major body for Sq >= VL, the row-major one
+    // below it (one generated token), chosen per call.  Sq 150 spans two row blocks; Sk > Sq
+    // puts the diagonal off the block edges; Sq > Sk leaves rows with no key (NaN); Sq 16 and
+    // 15 sit on either side of AVX-512's choice, 8 and 7 of AVX2's.
+    run_attention_case(&(Case){.id = "causal_prompt", .syms = "sq 150 sk 300",
+                               .q = "2, sq, 3, 16", .k = "2, 3, sk, 16", .v = "2, 3, sk, 8",
+                               .scale = SC_SCALE, .by = 0.25, .causal = true,
+                               .seq_major = ATT_Q | ATT_OUT, .bodies = "both"},
+                       (const int64_t[]){150, 300, 130, 130, 70, 211, 16, 16, 15, 40, 8, 8, 7,
+                                         30, 1, 9, 40, 33},
+                       9);
+    // The same at a static Sq that fills vectors: the key-major body only.
+    run_attention_case(&(Case){.id = "causal_static", .syms = "sk 100", .q = "3, 37, 8",
+                               .k = "3, sk, 8", .v = "3, sk, 8", .scale = SC_SCALE, .by = 0.3,
+                               .causal = true, .bodies = "cols"},
+                       (const int64_t[]){100, 37, 40, 20}, 4);
     // Only k and v transposed (q computed elsewhere), rank 3: [seq, heads, D]; both stay,
     // then are read in place by hand.
     run_attention_case(&(Case){.id = "seq_major_kv", .syms = "seq 33", .q = "4, seq, 8",
