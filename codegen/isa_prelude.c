@@ -215,7 +215,7 @@ static const MathFn math_fns[] = {
      "    p = X_ADD(X_SET1(1.0f), X_FMA(X_MUL(p, f), f, f));   // 1 + f + p f^2\n"
      "    return X_MUL(p, X_POW2(j));\n"
      "}\n"},
-    {CG_MATH_TANH | CG_MATH_GELU_TANH,
+    {CG_MATH_TANH,
      "/* x_tanh(x): tanh within 1.51 ulp (and 9.0e-8) of the exact value; +-1 from |x| = 9\n"
      " * on, NaN for NaN, -0 for -0.  |x| < 0.625: x + x^3 P(x^2), Cephes' tanhf polynomial\n"
      " * (x itself below 2^-12, where it is the rounded tanh); else (1 - e) / (1 + e) with\n"
@@ -262,12 +262,17 @@ static const MathFn math_fns[] = {
      "    return X_SELECT_LT(a, X_SET1(0.9375f), small, big);\n"
      "}\n"},
     {CG_MATH_GELU_TANH,
-     "/* x_gelu_tanh(x): 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))), gelu's tanh form */\n",
+     "/* x_gelu_tanh(x): 0.5 x (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3), gelu's tanh\n"
+     " * form, computed as x / (1 + e^-2u) (the same function: 1 + tanh(u) = 2 / (1 + e^-2u)),\n"
+     " * with e = e^-2|u| <= 1 so that x_exp sees no positive argument: x / (1 + e) for u >= 0,\n"
+     " * x e / (1 + e) below.  One exp and one divide, no tanh, and no cancellation in\n"
+     " * 1 + tanh(u) where u is very negative. */\n",
      "static inline X_T x_gelu_tanh(X_T x)\n"
      "{\n"
-     "    X_T u = X_FMA(X_MUL(X_SET1(0.044715f), x), X_MUL(x, x), x);\n"
-     "    X_T th = x_tanh(X_MUL(X_SET1(0.797884561f), u));\n"
-     "    return X_MUL(X_MUL(X_SET1(0.5f), x), X_ADD(X_SET1(1.0f), th));\n"
+     "    X_T u = X_FMA(X_MUL(X_SET1(0.044715f), x), X_MUL(x, x), x);   // u / sqrt(2 / pi)\n"
+     "    X_T e = x_exp(X_MUL(X_SET1(-1.59576912f), X_ABS(u)));         // e^-2|u|\n"
+     "    X_T num = X_SELECT_LT(u, X_ZERO(), X_MUL(x, e), x);\n"
+     "    return X_DIV(num, X_ADD(X_SET1(1.0f), e));\n"
      "}\n"},
     {CG_MATH_GELU_ERF,
      "/* x_gelu_erf(x): 0.5 x (1 + erf(x / sqrt(2))), gelu itself */\n",
