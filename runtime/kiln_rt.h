@@ -173,8 +173,9 @@ typedef struct kiln_pool kiln_pool;
 // A share of a parallel loop: items [begin, end) of the n given to kiln_parallel_for.
 typedef void (*kiln_task_fn)(void *ctx, int64_t begin, int64_t end);
 
-// Run fn over items [0, n) on r's threads, in contiguous chunks: thread t starts on the
-// range [n * t / T, n * (t + 1) / T) and then helps with the others' (which thread computes
+// Run fn over items [0, n) on r's threads, in contiguous chunks (a quarter of what is left of
+// a range, at least one item): thread t starts on the range [n * t / T, n * (t + 1) / T)
+// and then helps with the others' (which thread computes
 // what varies, so fn's result must not depend on the split), the caller is thread 0, and
 // the call returns when every item is done.
 // With no pool (r->pool NULL), one thread, or from inside a task, fn(ctx, 0, n) runs here.
