@@ -43,10 +43,10 @@
  * the key-major body (task_body_cols) does the same work turned around: the task transposes
  * its query rows once, qT[d][i], and the scores of a key block are computed as sT[c][i] for
  * 4 keys at a time against vectors of query rows (a broadcast of k[j0 + c, d] and loads of
- * qT feed the FMAs:
- * no transposed key block); scale, mask, max, exp and the sums then run across the rows in
- * vectors, the running max and sum being arrays over the rows (no sums across lanes, no scalar
- * exp per row); acc is updated by the same register tiles of 4 rows, reading p at sT[c][row].
+ * qT feed the FMAs: no transposed key block); scale, mask, max, exp and the sums then run
+ * across the rows in vectors, the running max and sum being arrays over the rows (no sums
+ * across lanes, no scalar exp per row); acc is updated by the same register tiles of 4 rows,
+ * reading p at sT[c][row].
  * Each row's arithmetic is its own, so any split of the rows over tasks gives the same bytes.
  *
  * Causal: key blocks entirely above the diagonal are never visited (the key loop stops at
@@ -519,6 +519,16 @@ static void task_open(Kernel *k, int64_t BQ, const Mono *mst, const char **ldq,
           (long long)BQ, sq, (long long)BQ);
 }
 
+// The causal offset: query row i sees keys j <= i + offset.  Sk - Sq ("(Sk - Sq)", NULL when
+// they are the same dim), or the state's position when the node has one.
+static const char *causal_offset(Kernel *k, Mono sk, Mono sq)
+{
+    const Node *n = k->n;
+    if (n->attr.attention.has_offset)
+        return cg_sym(k->cg, n->attr.attention.offset_sym);
+    return offset_text(k->cg, sk, sq);
+}
+
 // Causal: declare j_end, the block's last visible key + 1 (its last row, i0 + ni - 1, sees
 // keys j <= i0 + ni - 1 + off, off the causal offset or NULL for 0; Sk at most), and return
 // its name.
@@ -547,9 +557,7 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
     bool causal = n->attr.attention.causal, has_mask = ir_op_inputs(n) == 4;
     Mono Sq = mono_dim(tq->dim[r - 2]), Sk = mono_dim(tk->dim[r - 2]);
     const char *sk = cg_mono(cg, Sk, false);
-    const char *off = offset_text(cg, Sk, Sq);
-    if (n->attr.attention.has_offset)       // causal from the state's position
-        off = cg_sym(cg, n->attr.attention.offset_sym);
+    const char *off = causal_offset(k, Sk, Sq);
     int64_t DvP = (Dv + vl - 1) / vl * vl;      // acc rows padded to whole vectors
     int tv = tile_vectors(cg->isa);
     int us = (int)min64(tv, BK / vl);           // score vectors per row in registers
@@ -720,9 +728,7 @@ static void task_body_cols(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t
 
     bool causal = n->attr.attention.causal;
     Type vq = attention_view(sm, ATT_Q, &k->in[0]->type);
-    const char *off = offset_text(cg, mono_dim(vk.dim[r - 2]), mono_dim(vq.dim[r - 2]));
-    if (n->attr.attention.has_offset)       // causal from the state's position
-        off = cg_sym(cg, n->attr.attention.offset_sym);
+    const char *off = causal_offset(k, mono_dim(vk.dim[r - 2]), mono_dim(vq.dim[r - 2]));
     const char *plus_off = off ? cg_fmt(cg, " + %s", off) : "";
 
     const char *ldq, *ldk, *ldv, *ldo;     // row strides
