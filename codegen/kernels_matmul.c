@@ -400,6 +400,10 @@ static const char gemm_intro[] =
     "    // [row, row + mr) of c counted across batches, columns [col, col + nr).  Or NULL.\n"
     "    void (*epilogue)(const gemm_job *j, float *t, int64_t row, int64_t col, int mr, int nr);\n"
     "    const float *in[16];    // the kernel's inputs, for the epilogue's operands\n"
+    "    // The epilogue's operands of c's shape (a residual): each tile's rows of them are\n"
+    "    // prefetched before its last k block, so the epilogue finds them in cache.\n"
+    "    int n_pre;\n"
+    "    const float *pre[4];\n"
     "};\n"
     "\n";
 
@@ -513,6 +517,13 @@ static const char gemm_run[] =
     "                for (int64_t i0 = 0; i0 < mc; i0 += $MR) {\n"
     "                    const int mr = mc - i0 < $MR ? (int)(mc - i0) : $MR;\n"
     "                    float *tile = c + i0 * j->N + n0;\n"
+    "                    if (k0 + kb == j->K)    // the epilogue's operands of c's shape\n"
+    "                        for (int q = 0; q < j->n_pre; q++)\n"
+    "                            for (int i = 0; i < mr; i++) {\n"
+    "                                const float *e = j->pre[q] + (bi * j->M + m0 + i0 + i) * j->N;\n"
+    "                                for (int l = 0; l < nr; l += 16)    // a 64-byte line each\n"
+    "                                    V_PREFETCH(e + n0 + l);\n"
+    "                            }\n"
     "                    gemm_$S(mr, kb, ap + i0 * as, as, bp, b_next, tile, j->N, nr, k0 == 0);\n"
     "                    if (k0 + kb == j->K && j->epilogue)\n"
     "                        j->epilogue(j, tile, bi * j->M + m0 + i0, n0, mr, nr);\n"
@@ -796,11 +807,24 @@ static bool tiled(Kernel *k, const Shape *s)
         bfree(&sb);
     }
     if (epi) {
-        Buf in = {0};
+        Buf in = {0}, pre = {0};
+        int n_pre = 0;
         for (int i = 0; i < n->n_in; i++)
             bprintf(&in, "%s%s", i ? ", " : "", k->arg[i]);
+        for (int e = 0; e < n->n_epi; e++) {     // operands of the output's shape, once each
+            int i = n->epi[e].operand_in;
+            bool seen = false;
+            for (int f = 0; f < e; f++)
+                seen |= n->epi[f].operand_in == i;
+            if (i >= 0 && !seen && n_pre < 4 &&
+                ir_epi_form(&k->in[i]->type, &n->type) == EPI_SAME)
+                bprintf(&pre, "%s%s", n_pre++ ? ", " : "", k->arg[i]);
+        }
         bline(B, ".epilogue = %s, .in = {%s},", epi, bstr(&in));
+        if (n_pre)
+            bline(B, ".n_pre = %d, .pre = {%s},   // prefetched tile by tile", n_pre, bstr(&pre));
         bfree(&in);
+        bfree(&pre);
     }
     B->indent--;
     bline(B, "};");
