@@ -416,14 +416,14 @@ static const char gemm_tile[] =
     " * $ACC accumulators + $NV b vectors + 1 broadcast are live in the loop.\n"
     " * first: start from zero (the first k block), else continue from c: the same chain of\n"
     " * FMAs, so blocking k never changes a bit.  nr < $NR (the last panel): only nr columns of\n"
-    " * c are read and written (the panel's zero padding computes the others).  b_next: step\n"
-    " * k prefetches b_next + k * $NR, the next panel's row k (gemm_$S_run says when it is\n"
-    " * the same stream a little ahead instead).  mr is a constant in every call\n"
+    " * c are read and written (the panel's zero padding computes the others).  b_next, pf:\n"
+    " * step k prefetches the line(s) of a b row at b_next + k * pf (gemm_$S_run says what\n"
+    " * that is: a share of the next panel, or the same stream ahead).  mr is a constant in every call\n"
     " * (gemm_$S has one copy of this function per row count), so acc lives in registers. */\n"
     "static inline __attribute__((always_inline)) void\n"
     "gemm_$S_tile(int mr, int64_t kc, const float *restrict a, int64_t as,\n"
-    "             $_const float *restrict b, const float *b_next, float *restrict c, int64_t ldc,\n"
-    "             $_int nr, bool first)\n"
+    "             $_const float *restrict b, const float *b_next, int64_t pf, float *restrict c,\n"
+    "             $_int64_t ldc, int nr, bool first)\n"
     "{\n"
     "    V_T acc[$MR][$NV];\n"
     "    for (int i = 0; i < mr; i++)\n"
@@ -500,20 +500,19 @@ static const char gemm_run[] =
     "            for (int64_t p = p0; p < p1; p++) {\n"
     "                const int64_t n0 = p * $NR;\n"
     "                const int nr = j->N - n0 < $NR ? (int)(j->N - n0) : $NR;\n"
-    "                const float *bp, *b_next;\n"
+    "                const float *bp, *next = NULL;   // next: the next panel's k block\n"
     "                if (j->b_packed) {\n"
     "                    bp = b + p * j->K * $NR + k0 * $NR;\n"
-    "                    int64_t ahead = j->K * $NR;      // prefetch the next panel, read next\n"
-    "                    if (j->M <= $MR && ahead > 1024)  // few rows (decode): the panels are one\n"
-    "                        ahead = 1024;               // stream read once: 4 KiB ahead in it\n"
-    "                    b_next = p + 1 < n_panels ? bp + ahead : bp;\n"
+    "                    if (p + 1 < n_panels)\n"
+    "                        next = bp + j->K * $NR;\n"
     "                } else {    // an activation: pack this panel's kb x $NR slice now\n"
     "                    for (int64_t k = 0; k < kb; k++)\n"
     "                        for (int n = 0; n < $NR; n++)\n"
     "                            b_pack[k * $NR + n] =\n"
     "                                n < nr ? b[(k0 + k) * j->b_ks + (n0 + n) * j->b_ns] : 0.0f;\n"
-    "                    bp = b_next = b_pack;\n"
+    "                    bp = b_pack;\n"
     "                }\n"
+    "                const int64_t tiles = (mc + $MR - 1) / $MR;\n"
     "                for (int64_t i0 = 0; i0 < mc; i0 += $MR) {\n"
     "                    const int mr = mc - i0 < $MR ? (int)(mc - i0) : $MR;\n"
     "                    float *tile = c + i0 * j->N + n0;\n"
@@ -524,7 +523,22 @@ static const char gemm_run[] =
     "                                for (int l = 0; l < nr; l += 16)    // a 64-byte line each\n"
     "                                    V_PREFETCH(e + n0 + l);\n"
     "                            }\n"
-    "                    gemm_$S(mr, kb, ap + i0 * as, as, bp, b_next, tile, j->N, nr, k0 == 0);\n"
+    "                    // What the microkernel prefetches, pf floats a k step from b_next.  Few\n"
+    "                    // rows (decode): the panels are one stream, read once: 4 KiB ahead in\n"
+    "                    // it.  Else the next panel's k block, a share per row tile: its reads\n"
+    "                    // from memory spread over this panel's tiles (all in the first tile\n"
+    "                    // measured slower, bench/gemm_bench.sh --cold).\n"
+    "                    const float *b_next = bp;\n"
+    "                    int64_t pf = $NR;\n"
+    "                    if (next && j->M <= $MR) {\n"
+    "                        b_next = bp + (j->K * $NR > 1024 ? 1024 : j->K * $NR);\n"
+    "                    } else if (next) {\n"
+    "                        pf = ($NR + tiles - 1) / tiles;\n"
+    "                        const int64_t off = i0 / $MR * kb * pf, last = (kb - 1) * ($NR - pf);\n"
+    "                        b_next = next + (off < last ? off : last);   // within the k block\n"
+    "                    }\n"
+    "                    gemm_$S(mr, kb, ap + i0 * as, as, bp, b_next, pf, tile, j->N, nr,\n"
+    "                            $_k0 == 0);\n"
     "                    if (k0 + kb == j->K && j->epilogue)\n"
     "                        j->epilogue(j, tile, bi * j->M + m0 + i0, n0, mr, nr);\n"
     "                }\n"
@@ -650,7 +664,7 @@ void cg_emit_gemm_support(Cg *cg, Buf *b)
         Buf pf = {0};
         int lines = nr * 4 / 64 ? nr * 4 / 64 : 1;
         for (int l = 0; l < lines; l++)
-            bprintf(&pf, "        V_PREFETCH(b_next + k * $NR%s);\n",
+            bprintf(&pf, "        V_PREFETCH(b_next + k * pf%s);\n",
                     l ? cg_fmt(cg, " + %d", l * 16) : "");
         Buf t = {0};
         const char *tile_text = gemm_tile;
@@ -663,13 +677,14 @@ void cg_emit_gemm_support(Cg *cg, Buf *b)
         // The row-count dispatcher.
         tmpl(b, "// gemm_$S: the microkernel for mr = 1 .. $MR rows, one copy of the loop per count.\n"
                 "static void gemm_$S(int mr, int64_t kc, const float *a, int64_t as, const float *b,\n"
-                "                    $_const float *b_next, float *c, int64_t ldc, int nr, bool first)\n"
+                "                    $_const float *b_next, int64_t pf, float *c, int64_t ldc, int nr,\n"
+                "                    $_bool first)\n"
                 "{\n"
                 "    switch (mr) {\n", mr, nr, nv);
         for (int r = mr; r >= 2; r--)
-            tmpl(b, cg_fmt(cg, "    case %d: gemm_$S_tile(%d, kc, a, as, b, b_next, c, ldc, nr, first); "
+            tmpl(b, cg_fmt(cg, "    case %d: gemm_$S_tile(%d, kc, a, as, b, b_next, pf, c, ldc, nr, first); "
                                "break;\n", r, r), mr, nr, nv);
-        tmpl(b, "    default: gemm_$S_tile(1, kc, a, as, b, b_next, c, ldc, nr, first); break;\n"
+        tmpl(b, "    default: gemm_$S_tile(1, kc, a, as, b, b_next, pf, c, ldc, nr, first); break;\n"
                 "    }\n"
                 "}\n\n", mr, nr, nv);
         tmpl(b, gemm_run, mr, nr, nv);
