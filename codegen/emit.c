@@ -271,8 +271,8 @@ static void name_dims(Emit *E)
                                         "model_outputs", "model_weights",
                                         "model_weight_prefixes", "main", "argc", "argv",
                                         "prepare", "attn_expf", "v_pow2", "s_pow2", "v_exp",
-                                        "s_exp", "v_tanh", "s_tanh", "v_erf", "s_erf",
-                                        "v_gelu_tanh", "s_gelu_tanh", "v_gelu_erf", "s_gelu_erf"};
+                                        "s_exp", "v_tanh", "s_tanh", "v_gelu_tanh",
+                                        "s_gelu_tanh", "v_gelu_erf", "s_gelu_erf"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         take(E, fixed[i]);
     for (int s = 0; s < g->n_syms; s++)

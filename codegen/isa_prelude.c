@@ -178,14 +178,14 @@ static const char scalar[] =
     "#define V_POW2(j) v_pow2(j)                                 // with the math functions\n";
 
 /* ---------------------------------------------------------------------------------------
- * Math functions: tanh, erf and the two gelu forms, once in the vocabulary
+ * Math functions: tanh and the two gelu forms, once in the vocabulary
  *
  * Written with X_ for the vocabulary, X_T for the type and x_ for the function prefix, and
  * instantiated as V_ / V_T / v_ (vectors) and S_ / float / s_ (one float, for scalar code:
  * row tails and element-wise loops), so that an element's bits do not depend on which of
  * the two computed it.  The scalar ISA has one copy, its vocabulary being one float already.
- * The constants are minimax fits (Cephes' for exp and for tanh below 0.625, kiln's for erf:
- * tests/unit/test_vmath.c says how they were made and checks the errors quoted here).
+ * The constants: Cephes' minimax fits for exp and for tanh below 0.625, and Abramowitz and
+ * Stegun's 7.1.26 for erfc in gelu_erf; tests/unit/test_vmath.c checks the errors quoted here.
  */
 typedef struct {
     unsigned need;          // CG_MATH_* bits that use it (directly or through another)
@@ -234,33 +234,6 @@ static const MathFn math_fns[] = {
      "    big = X_SELECT_LT(x, X_ZERO(), X_SUB(X_ZERO(), big), big);\n"
      "    return X_SELECT_LT(a, X_SET1(0.625f), small, big);\n"
      "}\n"},
-    {CG_MATH_GELU_ERF,
-     "/* x_erf(x): erf within 1.28 ulp (1.42 without FMA) and 8.5e-8 of the exact value; +-1\n"
-     " * from |x| = 3.92 on, NaN for NaN, -0 for -0.  |x| < 0.9375: x + x Q(x^2); else\n"
-     " * 1 - e^L(|x|), signed, with L a polynomial for log(erfc) on [0.9375, 4] (|x| clamped\n"
-     " * to 4, where erf rounds to 1). */\n",
-     "static inline X_T x_erf(X_T x)\n"
-     "{\n"
-     "    X_T a = X_ABS(x), t = X_MUL(x, x);\n"
-     "    X_T q = X_SET1(-5.919422e-4f);\n"
-     "    q = X_FMA(q, t, X_SET1(4.9791313e-3f));\n"
-     "    q = X_FMA(q, t, X_SET1(-2.6757035e-2f));\n"
-     "    q = X_FMA(q, t, X_SET1(1.1281552e-1f));\n"
-     "    q = X_FMA(q, t, X_SET1(-3.7612468e-1f));\n"
-     "    q = X_FMA(q, t, X_SET1(1.2837915e-1f));\n"
-     "    X_T small = X_FMA(q, x, x);\n"
-     "    X_T ac = X_MIN(X_SET1(4.0f), a);\n"
-     "    X_T l = X_SET1(1.9295004e-4f);\n"
-     "    l = X_FMA(l, ac, X_SET1(-3.0139429e-3f));\n"
-     "    l = X_FMA(l, ac, X_SET1(2.2110354e-2f));\n"
-     "    l = X_FMA(l, ac, X_SET1(-1.0369007e-1f));\n"
-     "    l = X_FMA(l, ac, X_SET1(-6.374571e-1f));\n"
-     "    l = X_FMA(l, ac, X_SET1(-1.1275126f));\n"
-     "    l = X_FMA(l, ac, X_SET1(-2.3507711e-4f));\n"
-     "    X_T big = X_SUB(X_SET1(1.0f), x_exp(l));\n"
-     "    big = X_SELECT_LT(x, X_ZERO(), X_SUB(X_ZERO(), big), big);\n"
-     "    return X_SELECT_LT(a, X_SET1(0.9375f), small, big);\n"
-     "}\n"},
     {CG_MATH_GELU_TANH,
      "/* x_gelu_tanh(x): 0.5 x (1 + tanh(u)), u = sqrt(2 / pi) (x + 0.044715 x^3), gelu's tanh\n"
      " * form, computed as x / (1 + e^-2u) (the same function: 1 + tanh(u) = 2 / (1 + e^-2u)),\n"
@@ -275,11 +248,22 @@ static const MathFn math_fns[] = {
      "    return X_DIV(num, X_ADD(X_SET1(1.0f), e));\n"
      "}\n"},
     {CG_MATH_GELU_ERF,
-     "/* x_gelu_erf(x): 0.5 x (1 + erf(x / sqrt(2))), gelu itself */\n",
+     "/* x_gelu_erf(x): x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), gelu itself, as x (1 - h) for\n"
+     " * x >= 0 and x h below, h = 0.5 erfc(|x| / sqrt 2) <= 0.5 (no cancellation for x < 0).\n"
+     " * erfc(z) = t P(t) e^-z^2 with t = 1 / (1 + p z), P of degree 4: approximation 7.1.26 of\n"
+     " * Abramowitz and Stegun (1964), within 1.5e-7 of erfc, with 0.5 folded into P.  One\n"
+     " * exp, one divide; NaN for NaN. */\n",
      "static inline X_T x_gelu_erf(X_T x)\n"
      "{\n"
-     "    X_T th = x_erf(X_MUL(x, X_SET1(0.707106781f)));\n"
-     "    return X_MUL(X_MUL(X_SET1(0.5f), x), X_ADD(X_SET1(1.0f), th));\n"
+     "    X_T z = X_MUL(X_ABS(x), X_SET1(0.707106781f));\n"
+     "    X_T t = X_DIV(X_SET1(1.0f), X_FMA(z, X_SET1(0.3275911f), X_SET1(1.0f)));\n"
+     "    X_T p = X_SET1(0.5307027145f);\n"
+     "    p = X_FMA(p, t, X_SET1(-0.7265760135f));\n"
+     "    p = X_FMA(p, t, X_SET1(0.7107068705f));\n"
+     "    p = X_FMA(p, t, X_SET1(-0.142248368f));\n"
+     "    p = X_FMA(p, t, X_SET1(0.127414796f));\n"
+     "    X_T h = X_MUL(X_MUL(p, t), x_exp(X_MUL(X_SUB(X_ZERO(), z), z)));   // 0.5 erfc(z)\n"
+     "    return X_MUL(x, X_SELECT_LT(x, X_ZERO(), h, X_SUB(X_SET1(1.0f), h)));\n"
      "}\n"},
 };
 
