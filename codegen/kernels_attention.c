@@ -31,7 +31,9 @@
  * One row at a time, every FMA would need a load of its own (of kt or of v) and both loops
  * would be load-bound.  The rows of a block that do not fill a tile (ni % 4) take the same
  * steps one at a time; a row's arithmetic is the same either way, so the tiling changes no
- * output.  tile_vectors gives the vectors per row for each ISA's register count.
+ * output.  A block with fewer rows than a tile (one generated token) is not transposed: its
+ * scores are dot products along d of q's row and k's rows read in place (scores_dot), in
+ * vector partial sums added across the lanes.  tile_vectors gives the vectors per row for each ISA's register count.
  * Between the two, row by row: the scale, mask and causal test are a plain loop over the
  * block's keys; the max and the sum use V_MAX / V_ADD over whole vectors (lanes past the last
  * key are -inf, so exp gives 0); exp is attn_expf, plain C that clang vectorizes (written once
@@ -251,6 +253,50 @@ static void scores(Kernel *k, const RowTile *t, int u, int64_t D, const char *ld
         for (int y = 0; y < u; y++)
             bline(b, "V_STORE(%s, s%d%d);",
                   vec_at(cg, cg_fmt(cg, "s[%s]", t->ix[x]), "c", (int64_t)y * vl), x, y);
+    b->indent--;
+    bline(b, "}");
+}
+
+// The scores of one row rr of a block with fewer rows than a tile (one generated token),
+// each a dot product along d of the row of q and a row of k read in place, so that the key
+// block is not transposed for one row:  s[rr][c] = sum over d of q[i0 + r0 + rr, d] *
+// k[j0 + c, d], in up to 4 vector partial sums (vector w of the row into sum w % 4), added
+// pairwise, then across the lanes.
+static void scores_dot(Kernel *k, int64_t D, const char *ldq, const char *ldk, int vl)
+{
+    Cg *cg = k->cg;
+    Buf *b = &k->body;
+    int64_t nvec = (D + vl - 1) / vl, full = D / vl;
+    int u = (int)min64(tile_vectors(cg->isa), nvec);
+    int64_t looped = full / u > 1 ? full / u * u : 0;      // whole vectors in the d loop
+    bline(b, "const float *restrict qr0 = qm + (i0 + r0 + rr) * %s;", ldq);
+    bline(b, "for (int64_t c = 0; c < nj; c++) {");
+    b->indent++;
+    bline(b, "const float *restrict kr = km + (j0 + c) * %s;", ldk);
+    Buf decl = {0};
+    for (int y = 0; y < u; y++)
+        bprintf(&decl, "%sa%d = V_ZERO()", y ? ", " : "V_T ", y);
+    bline(b, "%s;", bstr(&decl));
+    bfree(&decl);
+    if (looped) {
+        bline(b, "for (int64_t d = 0; d < %lld; d += %lld) {", (long long)(looped * vl),
+              (long long)(u * vl));
+        for (int y = 0; y < u; y++) {
+            const char *at = y ? cg_fmt(cg, "d + %lld", (long long)y * vl) : "d";
+            bline(b, "    a%d = V_FMA(V_LOAD(qr0 + %s), V_LOAD(kr + %s), a%d);", y, at, at, y);
+        }
+        bline(b, "}");
+    }
+    for (int64_t w = looped; w < nvec; w++) {
+        int64_t len = min64(vl, D - w * vl);
+        bline(b, "a%d = V_FMA(%s, %s, a%d);", (int)(w % u), vload(cg, "qr0", w * vl, len, vl),
+              vload(cg, "kr", w * vl, len, vl), (int)(w % u));
+    }
+    const char *sum = u == 1 ? "a0"
+                      : u == 2 ? "V_ADD(a0, a1)"
+                      : u == 3 ? "V_ADD(V_ADD(a0, a1), a2)"
+                               : "V_ADD(V_ADD(a0, a1), V_ADD(a2, a3))";
+    bline(b, "s[rr][c] = V_REDUCE_ADD(%s);", sum);
     b->indent--;
     bline(b, "}");
 }
@@ -578,14 +624,25 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
           (long long)BQ, (long long)DvP);
     open_keys(k, "row_max", "row_sum", "ni", DvP, j_end, BK);
     bline(b, "const int64_t nv = (nj + VL - 1) / VL * VL;   // keys up to whole vectors");
-    bline(b, "float kt[%lld][%lld];   // kt[d][c] = k[j0 + c, d], zero past nj", (long long)D,
-          (long long)BK);
+    // With fewer rows than a tile in the block (one generated token), the scores are dot
+    // products of rows of k read in place (scores_dot): no transpose, which costs more than
+    // the products of one row.
+    bline(b, "float kt[%lld][%lld];   // kt[d][c] = k[j0 + c, d], zero past nj%s", (long long)D,
+          (long long)BK, nt > 1 ? cg_fmt(cg, " (with %d rows or more)", nt) : "");
+    if (nt > 1) {
+        bline(b, "if (ni >= %d) {", nt);
+        b->indent++;
+    }
     bline(b, "for (int64_t d = 0; d < %lld; d++) {", (long long)D);
     bline(b, "    for (int64_t c = 0; c < nj; c++)");
     bline(b, "        kt[d][c] = km[(j0 + c) * %s + d];", ldk);
     bline(b, "    for (int64_t c = nj; c < %lld; c++)", (long long)BK);
     bline(b, "        kt[d][c] = 0.0f;");
     bline(b, "}");
+    if (nt > 1) {
+        b->indent--;
+        bline(b, "}");
+    }
     const char *r_lo = "0";
     if (causal) {
         // Row i0 + r sees a key of the block when j0 <= i0 + r + offset: the tiles before the
@@ -603,11 +660,35 @@ static void task_body(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t Dv, 
           (long long)BK);
     bline(b, "float alpha[%d];   // exp(old max - new max) of each row", nt);
 
-    // Scores: the tile, or the last rows one at a time.
-    tile_or_rows(k, &tile, &one,
-                 cg_fmt(cg, "per d, %d broadcasts of q and %d load%s of kt, %d FMAs", nt, us,
-                        us > 1 ? "s" : "", nt * us),
-                 scores_step, &(TileStep){us, D, ldq, vl});
+    // Scores: the tile, or the last rows one at a time (from kt, or in a block with fewer
+    // rows than a tile, as dot products of k's rows).
+    const char *what = cg_fmt(cg, "per d, %d broadcasts of q and %d load%s of kt, %d FMAs", nt,
+                              us, us > 1 ? "s" : "", nt * us);
+    if (nt > 1) {
+        bline(b, "if (nr == %d) {   // %d rows: %s", nt, nt, what);
+        b->indent++;
+        scores(k, &tile, us, D, ldq, vl);
+        b->indent--;
+        bline(b, "} else if (ni < %d) {   // the block's only rows (one token): no kt", nt);
+        b->indent++;
+        bline(b, "for (int64_t rr = 0; rr < nr; rr++) {");
+        b->indent++;
+        scores_dot(k, D, ldq, ldk, vl);
+        b->indent--;
+        bline(b, "}");
+        b->indent--;
+        bline(b, "} else {");
+        b->indent++;
+        bline(b, "for (int64_t rr = 0; rr < nr; rr++) {   // the last rows, one at a time");
+        b->indent++;
+        scores(k, &one, us, D, ldq, vl);
+        b->indent--;
+        bline(b, "}");
+        b->indent--;
+        bline(b, "}");
+    } else {
+        tile_or_rows(k, &tile, &one, what, scores_step, &(TileStep){us, D, ldq, vl});
+    }
 
     // Scale, mask, causal; -inf past nj up to whole vectors; the online softmax, per row.
     bline(b, "for (int64_t rr = 0; rr < nr; rr++) {   // the online softmax, row by row");

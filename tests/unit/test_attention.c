@@ -11,7 +11,8 @@
  *              -Wall -Wextra silent, agrees with the interpreter on the unfused graph, at and
  *              below the symbolic bounds: causal, padding mask, both (in either order),
  *              seq 1, Sq != Sk, Sq > Sk, seq at its bound (several key and row blocks), head
- *              dims 7, 5 and 3, [B*H]-style rank-3 heads, rows whose scores are all -inf
+ *              dims 7, 5 and 3, one generated token at head dims 40, 64 and 160 (the scores
+ *              as dot products of k's rows), [B*H]-style rank-3 heads, rows whose scores are all -inf
  *              (NaN in both), seq-major operands ([.., S, H, D]: q and the output through
  *              the pass, k and v set by hand).  Skipped when clang is missing ($KILN_CC
  *              overrides it).
@@ -664,6 +665,22 @@ static void test_cases(void)
                                .k = "3, sk, 8", .v = "3, sk, 8", .scale = SC_SCALE, .by = 0.3,
                                .causal = true},
                        (const int64_t[]){1, 90, 5, 77, 5, 5, 2, 1}, 4);
+    // One generated token (and blocks of fewer rows than a tile): the scores are dot products
+    // of rows of k read in place, in up to 4 vector partial sums.  Head dims 64 (4 vectors on
+    // AVX-512, 8 on AVX2), 160 (a loop over groups of 4 vectors, then the rest) and 40 (2.5
+    // vectors on AVX-512: a partial last one), with v's head dim different.
+    run_attention_case(&(Case){.id = "decode_hd64", .syms = "sq 4 sk 100",
+                               .q = "2, 3, sq, 64", .k = "2, 3, sk, 64", .v = "2, 3, sk, 64",
+                               .scale = SC_SCALE, .by = 0.125, .causal = true, .bodies = "rows"},
+                       (const int64_t[]){1, 100, 3, 70, 4, 65, 1, 1}, 4);
+    run_attention_case(&(Case){.id = "decode_hd160", .syms = "sq 4 sk 90", .q = "2, sq, 160",
+                               .k = "2, sk, 160", .v = "2, sk, 40", .scale = SC_SCALE,
+                               .by = 0.08, .causal = true},
+                       (const int64_t[]){1, 90, 2, 33, 1, 1}, 3);
+    run_attention_case(&(Case){.id = "decode_hd40", .syms = "sq 4 sk 70", .q = "3, sq, 40",
+                               .k = "3, sk, 40", .v = "3, sk, 24", .scale = SC_SCALE, .by = 0.15,
+                               .causal = true},
+                       (const int64_t[]){1, 70, 3, 66, 1, 1}, 3);
     run_attention_case(&(Case){.id = "sq_gt_sk", .q = "2, 6, 8", .k = "2, 4, 8", .v = "2, 4, 8",
                                .causal = true, .bodies = "rows"},
                        (const int64_t[]){0}, 1);
