@@ -124,7 +124,8 @@ int main(int argc, char **argv)
     // shared machine moves between trials, not within one, so the pair's ratio is the
     // share of the peak.
     double best = 1e30, best_peak = 0;
-    double *ratio = malloc(sizeof *ratio * (size_t)reps), *times = malloc(sizeof *times * (size_t)reps);
+    double *ratio = malloc(sizeof *ratio * (size_t)reps);
+    double *times = malloc(sizeof *times * (size_t)reps);
     const double flops = 2.0 * (double)rows * (double)N * (double)K;
     // --cold: before each trial, read a buffer larger than the last-level cache, and then
     // the input: the weight comes from memory and the input from cache, as in a model's
@@ -174,5 +175,8 @@ int main(int argc, char **argv)
     printf("\n  packing %.1f MiB at load: %.1f ms; max |error| vs double %.2g (max |y| %.3g)\n",
            (double)model.packed_bytes / 1048576.0, t_pack * 1e3, max_err, max_ref);
     kiln_pool_free(r.pool);
+    free(ratio);
+    free(times);
+    kiln_aligned_free(evict);
     return max_err <= 1e-4 * (max_ref > 1 ? max_ref : 1) ? 0 : 1;
 }

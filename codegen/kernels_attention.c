@@ -33,7 +33,8 @@
  * steps one at a time; a row's arithmetic is the same either way, so the tiling changes no
  * output.  A block with fewer rows than a tile (one generated token) is not transposed: its
  * scores are dot products along d of q's row and k's rows read in place (scores_dot), in
- * vector partial sums added across the lanes.  tile_vectors gives the vectors per row for each ISA's register count.
+ * vector partial sums added across the lanes.  tile_vectors gives the vectors per row for
+ * each ISA's register count.
  * Between the two, row by row: the scale, mask and causal test are a plain loop over the
  * block's keys; the max and the sum use V_MAX / V_ADD over whole vectors (lanes past the last
  * key are -inf, so exp gives 0); exp is attn_expf, plain C that clang vectorizes (written once
