@@ -180,6 +180,7 @@ enum {
     CG_MATH_TANH = 1,           // s_tanh(x), V_TANH(v)
     CG_MATH_GELU_TANH = 2,      // s_gelu_tanh(x), V_GELU_TANH(v)
     CG_MATH_GELU_ERF = 4,       // s_gelu_erf(x), V_GELU_ERF(v)
+    CG_MATH_EXP = 8,            // V_EXP(v): e^x for x <= 0 (the attention's softmax)
 };
 
 // Elements a thread's share of a row-parallel kernel should hold at least (Kernel.par_min):

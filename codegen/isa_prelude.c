@@ -194,11 +194,12 @@ typedef struct {
 } MathFn;
 
 static const MathFn math_fns[] = {
-    {CG_MATH_TANH | CG_MATH_GELU_TANH | CG_MATH_GELU_ERF,
-     "/* x_exp(x): e^x for x <= 0, for the functions below; e^-87.3 (about the smallest normal\n"
-     " * float) from -87.3 down, NaN for NaN.  x = n ln2 + f with n whole (rounded by adding\n"
-     " * 1.5 * 2^23, which leaves n in j's low bits for V_POW2) and |f| <= ln2 / 2 (Cody-Waite:\n"
-     " * ln2 in two parts), e^f by Cephes' degree-6 polynomial.  Within 1.02 ulp. */\n",
+    {CG_MATH_TANH | CG_MATH_GELU_TANH | CG_MATH_GELU_ERF | CG_MATH_EXP,
+     "/* x_exp(x): e^x for x <= 0, for the functions below and V_EXP; e^-87.3 (about the\n"
+     " * smallest normal float) from -87.3 down, NaN for NaN.  x = n ln2 + f with n whole\n"
+     " * (rounded by adding 1.5 * 2^23, which leaves n in j's low bits for V_POW2) and\n"
+     " * |f| <= ln2 / 2 (Cody-Waite: ln2 in two parts), e^f by Cephes' degree-6 polynomial.\n"
+     " * Within 1.02 ulp. */\n",
      "static inline X_T x_exp(X_T x)\n"
      "{\n"
      "    X_T xc = X_MAX(X_SET1(-87.3f), x);   // NaN stays NaN\n"
@@ -327,6 +328,7 @@ static void emit_math(Cg *cg, Buf *b)
         {CG_MATH_TANH, "V_TANH", "tanh"},
         {CG_MATH_GELU_TANH, "V_GELU_TANH", "gelu_tanh"},
         {CG_MATH_GELU_ERF, "V_GELU_ERF", "gelu_erf"},
+        {CG_MATH_EXP, "V_EXP", "exp"},
     };
     bool one_float = cg->isa == ISA_SCALAR;   // V_T is float: one copy
     unsigned vec = cg->math[1], one = cg->math[0] | (one_float ? vec : 0);
@@ -335,9 +337,9 @@ static void emit_math(Cg *cg, Buf *b)
     bputs(b, "/* -------------------------------------------------------------------------------"
              "--------\n"
              " * Math functions, in the vocabulary above: V_TANH(v), V_GELU_TANH(v),\n"
-             " * V_GELU_ERF(v) on vectors, s_tanh(x), s_gelu_tanh(x), s_gelu_erf(x) on one\n"
-             " * float (those the kernels use).  libm's tanhf and erff would be a call per\n"
-             " * element.\n"
+             " * V_GELU_ERF(v), V_EXP(v) on vectors, s_tanh(x), s_gelu_tanh(x), s_gelu_erf(x)\n"
+             " * on one float (those the kernels use).  libm's tanhf, erff and expf would be a\n"
+             " * call per element.\n"
              " */\n");
     if (!one_float && vec) {
         for (size_t i = 0; i < sizeof math_fns / sizeof math_fns[0]; i++)

@@ -46,8 +46,8 @@
  * the key-major body (task_body_cols) does the same work turned around: the task transposes
  * its query rows once, qT[d][i], and the scores of a key block are computed as sT[c][i] for
  * 4 keys at a time against vectors of query rows (a broadcast of k[j0 + c, d] and loads of
- * qT feed the FMAs: no transposed key block); scale, mask, max, exp and the sums then run
- * across the rows in vectors, the running max and sum being arrays over the rows (no sums
+ * qT feed the FMAs: no transposed key block); scale, mask, max, exp (V_EXP, the prelude's)
+ * and the sums then run across the rows in vectors, the running max and sum being arrays over the rows (no sums
  * across lanes, no scalar exp per row); acc is updated by the same register tiles of 4 rows,
  * reading p at sT[c][row].
  * Each row's arithmetic is its own, so any split of the rows over tasks gives the same bytes.
@@ -896,12 +896,16 @@ static void task_body_cols(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t
     bline(b, "ps[i] = 0.0f;");
     b->indent--;
     bline(b, "}");
-    bline(b, "for (int64_t c = 0; c < nj; c++) {");
+    // p = exp(score - max) in vectors of rows: V_EXP (the prelude's exp, which clamps at
+    // -87.3), 0 below -87.3 as attn_expf, so that a masked key (-inf) adds exactly 0.
+    cg->math[1] |= CG_MATH_EXP;
+    bline(b, "for (int64_t c = 0; c < nj; c++) {   // p = exp(score - max), 0 below -87.3");
     bline(b, "    float *restrict sr = sT[c];");
-    bline(b, "    for (int64_t i = %s; i < nip; i++) {", r_lv);
-    bline(b, "        const float p = attn_expf(sr[i] - mu[i]);");
-    bline(b, "        sr[i] = p;");
-    bline(b, "        ps[i] += p;");
+    bline(b, "    for (int64_t i = %s; i < nip; i += VL) {", r_lv);
+    bline(b, "        const V_T x = V_SUB(V_LOAD(sr + i), V_LOAD(mu + i));");
+    bline(b, "        const V_T p = V_SELECT_LT(x, V_SET1(-87.3f), V_ZERO(), V_EXP(x));");
+    bline(b, "        V_STORE(sr + i, p);");
+    bline(b, "        V_STORE(ps + i, V_ADD(V_LOAD(ps + i), p));");
     bline(b, "    }");
     bline(b, "}");
     bline(b, "for (int64_t i = %s; i < nip; i++)", r_lv);
