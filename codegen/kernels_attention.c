@@ -47,8 +47,9 @@
  * its query rows once, qT[d][i], and the scores of a key block are computed as sT[c][i] for
  * 4 keys at a time against vectors of query rows (a broadcast of k[j0 + c, d] and loads of
  * qT feed the FMAs: no transposed key block); scale, mask, max, exp (V_EXP, the prelude's)
- * and the sums then run across the rows in vectors, the running max and sum being arrays over the rows (no sums
- * across lanes, no scalar exp per row); acc is updated by the same register tiles of 4 rows,
+ * and the sums then run across the rows in vectors, the running max and sum being arrays
+ * over the rows (no sums across lanes, no scalar exp per row); acc is updated by the same
+ * register tiles of 4 rows,
  * reading p at sT[c][row].
  * Each row's arithmetic is its own, so any split of the rows over tasks gives the same bytes.
  *

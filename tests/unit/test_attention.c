@@ -12,10 +12,10 @@
  *              below the symbolic bounds: causal, padding mask, both (in either order),
  *              seq 1, Sq != Sk, Sq > Sk, seq at its bound (several key and row blocks), head
  *              dims 7, 5 and 3, one generated token at head dims 40, 64 and 160 (the scores
- *              as dot products of k's rows), [B*H]-style rank-3 heads, rows whose scores are all -inf
- *              (NaN in both), seq-major operands ([.., S, H, D]: q and the output through
- *              the pass, k and v set by hand).  Skipped when clang is missing ($KILN_CC
- *              overrides it).
+ *              as dot products of k's rows), [B*H]-style rank-3 heads, rows whose scores
+ *              are all -inf (NaN in both), seq-major operands ([.., S, H, D]: q and the
+ *              output through the pass, k and v set by hand).  Skipped when clang is
+ *              missing ($KILN_CC overrides it).
  *
  *   build/tests/test_attention     prints "test_attention: N passed, M failed"
  *   KILN_TEST_KEEP=1 ...           keeps the temporary folder with the generated C
