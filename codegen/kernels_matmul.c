@@ -381,7 +381,9 @@ static const char gemm_intro[] =
     " * kiln_parallel_for hands to the threads in contiguous chunks.  Each element of c is one\n"
     " * chain of FMAs in k order whatever the blocking, the range and the thread count, so\n"
     " * results are bitwise identical on any number of threads.  A node's epilogue (fused bias,\n"
-    " * activation, residual) runs on each tile after its last k block, while it is in L1.\n"
+    " * activation, residual) is applied to the accumulators in registers after the last k block,\n"
+    " * before they are stored: the kernel's own run function (k_<name>_run) is gemm_<mr>x<nr>_with\n"
+    " * with the epilogue's vector function inlined into the microkernel.\n"
     " */\n"
     "\n"
     "// gemm_job: one matrix product (a matmul kernel fills one and runs it).\n"
@@ -396,8 +398,9 @@ static const char gemm_intro[] =
     "    int64_t kc, mc;     // the k block and the row block (tile pass)\n"
     "    int n_batch;        // batch loops, outermost first: sizes and element strides of a, b\n"
     "    int64_t batch[6], a_bs[6], b_bs[6];\n"
-    "    // The node's epilogue, applied to the finished tile at t (row stride N): rows\n"
-    "    // [row, row + mr) of c counted across batches, columns [col, col + nr).  Or NULL.\n"
+    "    // The node's epilogue on a finished tile of a last, narrower panel (nr < the block's),\n"
+    "    // at t (row stride N): rows [row, row + mr) of c counted across batches, columns\n"
+    "    // [col, col + nr).  NULL when every panel is whole or there is no epilogue.\n"
     "    void (*epilogue)(const gemm_job *j, float *t, int64_t row, int64_t col, int mr, int nr);\n"
     "    const float *in[16];    // the kernel's inputs, for the epilogue's operands\n"
     "    // The epilogue's operands of c's shape (a residual): each tile's rows of them are\n"
@@ -405,6 +408,10 @@ static const char gemm_intro[] =
     "    int n_pre;\n"
     "    const float *pre[4];\n"
     "};\n"
+    "\n"
+    "// A node's epilogue on one vector of a finished tile, in registers: v holds columns\n"
+    "// [col, col + VL) of row `row` of c (rows counted across batches).\n"
+    "typedef V_T (*gemm_vec_epilogue)(const gemm_job *j, V_T v, int64_t row, int64_t col);\n"
     "\n";
 
 static const char gemm_tile[] =
@@ -416,7 +423,10 @@ static const char gemm_tile[] =
     " * $ACC accumulators + $NV b vectors + 1 broadcast are live in the loop.\n"
     " * first: start from zero (the first k block), else continue from c: the same chain of\n"
     " * FMAs, so blocking k never changes a bit.  nr < $NR (the last panel): only nr columns of\n"
-    " * c are read and written (the panel's zero padding computes the others).  b_next, pf:\n"
+    " * c are read and written (the panel's zero padding computes the others).  epi (a constant\n"
+    " * where this is inlined, or NULL): on the last k block (last) of a whole panel, the node's\n"
+    " * epilogue on each accumulator before it is stored, tile row i being row + i of c and\n"
+    " * vector v its columns col + v * VL.  b_next, pf:\n"
     " * step k prefetches the line(s) of a b row at b_next + k * pf (gemm_$S_run says what\n"
     " * that is: a share of the next panel, or the same stream ahead).  mr is a constant in\n"
     " * every call (gemm_$S has one copy of this function per row count), so acc lives in\n"
@@ -424,7 +434,8 @@ static const char gemm_tile[] =
     "static inline __attribute__((always_inline)) void\n"
     "gemm_$S_tile(int mr, int64_t kc, const float *restrict a, int64_t as,\n"
     "             $_const float *restrict b, const float *b_next, int64_t pf, float *restrict c,\n"
-    "             $_int64_t ldc, int nr, bool first)\n"
+    "             $_int64_t ldc, int nr, bool first, bool last, const gemm_job *j,\n"
+    "             $_gemm_vec_epilogue epi, int64_t row, int64_t col)\n"
     "{\n"
     "    V_T acc[$MR][$NV];\n"
     "    for (int i = 0; i < mr; i++)\n"
@@ -451,19 +462,25 @@ static const char gemm_tile[] =
     "    for (int i = 0; i < mr; i++)\n"
     "        for (int v = 0; v < $NV; v++) {\n"
     "            const int lanes = nr - v * VL < 0 ? 0 : nr - v * VL < VL ? nr - v * VL : VL;\n"
-    "            if (nr == $NR)\n"
+    "            if (nr == $NR) {\n"
+    "                if (epi && last)\n"
+    "                    acc[i][v] = epi(j, acc[i][v], row + i, col + v * VL);\n"
     "                V_STORE(c + i * ldc + v * VL, acc[i][v]);\n"
-    "            else\n"
+    "            } else {\n"
     "                V_STORE_N(c + i * ldc + v * VL, acc[i][v], lanes);\n"
+    "            }\n"
     "        }\n"
     "}\n"
     "\n";
 
 static const char gemm_run[] =
-    "/* gemm_$S_run: tasks [t0, t1) of the gemm_job ctx (a kiln_task_fn).  Task t is panel\n"
-    " * t % P (P = ceil(N / $NR)) of row block t / P (blocks of mc rows, batch after batch):\n"
-    " * the tasks of a range that share a row block share its block of a. */\n"
-    "static void gemm_$S_run(void *ctx, int64_t t0, int64_t t1)\n"
+    "/* gemm_$S_with: tasks [t0, t1) of the gemm_job ctx, with the vector epilogue epi (or\n"
+    " * NULL), which the kernels' run functions below and gemm_$S_run pass as a constant so that\n"
+    " * it is inlined into the microkernel.  Task t is panel t % P (P = ceil(N / $NR)) of row\n"
+    " * block t / P (blocks of mc rows, batch after batch): the tasks of a range that share a row\n"
+    " * block share its block of a. */\n"
+    "static inline __attribute__((always_inline)) void\n"
+    "gemm_$S_with(void *ctx, int64_t t0, int64_t t1, gemm_vec_epilogue epi)\n"
     "{\n"
     "    const gemm_job *j = ctx;\n"
     "    const int64_t n_panels = (j->N + $NR - 1) / $NR, n_blocks = (j->M + j->mc - 1) / j->mc;\n"
@@ -487,6 +504,7 @@ static const char gemm_run[] =
     "        float *c = j->c + (bi * j->M + m0) * j->N;\n"
     "        for (int64_t k0 = 0; k0 < j->K; k0 += kc) {\n"
     "            const int64_t kb = j->K - k0 < kc ? j->K - k0 : kc;\n"
+    "            const bool last_k = k0 + kb == j->K;    // the epilogue comes with this one\n"
     "            // a's rows m0 .. m0 + mc, columns k0 .. k0 + kb: row i at ap + i * as.  Rows\n"
     "            // that are contiguous already are read in place; others (a transposed) are\n"
     "            // copied into a_pack first.\n"
@@ -530,7 +548,7 @@ static const char gemm_run[] =
     "                for (int64_t i0 = 0; i0 < mc; i0 += $MR) {\n"
     "                    const int mr = mc - i0 < $MR ? (int)(mc - i0) : $MR;\n"
     "                    float *tile = c + i0 * j->N + n0;\n"
-    "                    if (k0 + kb == j->K)    // the epilogue's operands of c's shape\n"
+    "                    if (last_k)     // the epilogue's operands of c's shape\n"
     "                        for (int q = 0; q < j->n_pre; q++)\n"
     "                            for (int i = 0; i < mr; i++) {\n"
     "                                const float *e = j->pre[q] + (bi * j->M + m0 + i0 + i) * j->N;\n"
@@ -540,8 +558,8 @@ static const char gemm_run[] =
     "                    const int64_t off = i0 / $MR * share;   // within the next k block\n"
     "                    const float *b_next = ahead + (off < last ? off : last);\n"
     "                    gemm_$S(mr, kb, ap + i0 * as, as, bp, b_next, pf, tile, j->N, nr,\n"
-    "                            $_k0 == 0);\n"
-    "                    if (k0 + kb == j->K && j->epilogue)\n"
+    "                            $_k0 == 0, last_k, j, epi, bi * j->M + m0 + i0, n0);\n"
+    "                    if (last_k && nr < $NR && j->epilogue)   // a narrower last panel\n"
     "                        j->epilogue(j, tile, bi * j->M + m0 + i0, n0, mr, nr);\n"
     "                }\n"
     "            }\n"
@@ -560,6 +578,15 @@ static const char gemm_run[] =
     "    for (int d = 0; d < j->n_batch; d++)\n"
     "        n *= j->batch[d];\n"
     "    return n;\n"
+    "}\n"
+    "\n";
+
+// The run function of the matmuls of a register block without an epilogue.
+static const char gemm_plain_run[] =
+    "// gemm_$S_run: gemm_$S_with for a matmul without an epilogue (a kiln_task_fn).\n"
+    "static void gemm_$S_run(void *ctx, int64_t t0, int64_t t1)\n"
+    "{\n"
+    "    gemm_$S_with(ctx, t0, t1, NULL);\n"
     "}\n"
     "\n";
 
@@ -678,18 +705,29 @@ void cg_emit_gemm_support(Cg *cg, Buf *b)
         bfree(&t);
         // The row-count dispatcher.
         tmpl(b, "// gemm_$S: the microkernel for mr = 1 .. $MR rows, one copy of the loop per count.\n"
-                "static void gemm_$S(int mr, int64_t kc, const float *a, int64_t as, const float *b,\n"
-                "                    $_const float *b_next, int64_t pf, float *c, int64_t ldc, int nr,\n"
-                "                    $_bool first)\n"
+                "static inline __attribute__((always_inline)) void\n"
+                "gemm_$S(int mr, int64_t kc, const float *a, int64_t as, const float *b,\n"
+                "        $_const float *b_next, int64_t pf, float *c, int64_t ldc, int nr, bool first,\n"
+                "        $_bool last, const gemm_job *j, gemm_vec_epilogue epi, int64_t row, int64_t col)\n"
                 "{\n"
                 "    switch (mr) {\n", mr, nr, nv);
-        for (int r = mr; r >= 2; r--)
-            tmpl(b, cg_fmt(cg, "    case %d: gemm_$S_tile(%d, kc, a, as, b, b_next, pf, c, ldc, nr, first); "
-                               "break;\n", r, r), mr, nr, nv);
-        tmpl(b, "    default: gemm_$S_tile(1, kc, a, as, b, b_next, pf, c, ldc, nr, first); break;\n"
-                "    }\n"
+        for (int r = mr; r >= 1; r--)
+            tmpl(b, cg_fmt(cg, "    %s:\n"
+                               "        gemm_$S_tile(%d, kc, a, as, b, b_next, pf, c, ldc, nr, first, last, j, epi,\n"
+                               "                     $_row, col);\n"
+                               "        break;\n",
+                           r > 1 ? cg_fmt(cg, "case %d", r) : "default", r), mr, nr, nv);
+        tmpl(b, "    }\n"
                 "}\n\n", mr, nr, nv);
         tmpl(b, gemm_run, mr, nr, nv);
+        bool plain_run = false;
+        for (int i = 0; i < g->n_nodes; i++) {
+            const Node *x = &g->nodes[i];
+            plain_run |= !x->dead && x->op == OP_MATMUL && x->tile.mr == mr &&
+                         x->tile.nr == nr && x->n_epi == 0;
+        }
+        if (plain_run)
+            tmpl(b, gemm_plain_run, mr, nr, nv);
     }
     // The panel packers of the widths prepare() uses.
     for (int s = 0; s < n_shapes; s++) {
@@ -707,51 +745,74 @@ void cg_emit_gemm_support(Cg *cg, Buf *b)
  * Tiled matmuls
  */
 
-// The epilogue function of a tiled matmul: the node's fused element-wise ops on a finished
-// tile, a vector of VL at a time, the columns past the last whole vector one by one.  Written
-// to `out` before the kernel (it is a function of its own, called by gemm_*_run).
-static void tiled_epilogue(Kernel *k, const char *fn, Buf *out)
+// The epilogue functions of a tiled matmul, written to `out` before the kernel: the node's
+// fused element-wise ops on one vector of accumulators (`vec`, which the kernel's run
+// function has gemm_*_with inline into the microkernel) and, when `tile_fn`, on a finished
+// tile of a narrower last panel: the whole vectors through `vec`, the columns past them one by
+// one (the same operations on the same floats, so the two give the same bits).
+static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf *out)
 {
     const Node *n = k->n;
     Buf body = k->body;         // cg_epilogue_apply writes to k->body: lend it this one
-    k->body = (Buf){0};
-    k->body.indent = 1;
     unsigned uses = cg_epilogue_uses(k->cg->g, n);
     bool flat = uses & CG_EPI_FLAT, col = flat || (uses & CG_EPI_COL);
+    bool operands = false;
+    for (int i = ir_op_inputs(n); i < n->n_in; i++)
+        operands |= k->arg[i] != NULL;
+
+    k->body = (Buf){0};
+    k->body.indent = 1;
     for (int i = ir_op_inputs(n); i < n->n_in; i++)
         if (k->arg[i])
             bline(&k->body, "const float *restrict %s = j->in[%d];", k->arg[i], i);
+    if (!operands)
+        bline(&k->body, "(void)j;");
     if (!flat)
         bline(&k->body, "(void)row;%s", col ? "" : " (void)col;");
-    bline(&k->body, "for (int i = 0; i < mr; i++) {");
-    k->body.indent++;
-    bline(&k->body, "float *restrict o = t + i * j->N;");
     if (flat)
-        bline(&k->body, "const int64_t flat = (row + i) * j->N + col;   // of o[0] in the output");
-    bline(&k->body, "int jj = 0;");
-    bline(&k->body, "for (; jj + VL <= nr; jj += VL) {     // whole vectors");
-    k->body.indent++;
-    bline(&k->body, "V_T v = V_LOAD(o + jj);");
-    cg_epilogue_apply(k, "v", flat ? "flat + jj" : NULL, col ? "col + jj" : NULL, true);
-    bline(&k->body, "V_STORE(o + jj, v);");
-    k->body.indent--;
-    bline(&k->body, "}");
-    bline(&k->body, "for (; jj < nr; jj++) {               // the rest, one at a time");
-    k->body.indent++;
-    bline(&k->body, "float v = o[jj];");
-    cg_epilogue_apply(k, "v", flat ? "flat + jj" : NULL, col ? "col + jj" : NULL, false);
-    bline(&k->body, "o[jj] = v;");
-    k->body.indent--;
-    bline(&k->body, "}");
-    k->body.indent--;
-    bline(&k->body, "}");
-    bprintf(out, "// %s: the epilogue of %s (see its comment), on one finished tile.\n", fn,
-            k->name);
-    static const char *const params[] = {"const gemm_job *j", "float *t", "int64_t row",
-                                         "int64_t col", "int mr", "int nr"};
-    blist(out, cg_fmt(k->cg, "static void %s(", fn), params, 6, ")");
+        bline(&k->body, "const int64_t flat = row * j->N + col;   // of lane 0 in the output");
+    cg_epilogue_apply(k, "v", flat ? "flat" : NULL, col ? "col" : NULL, true);
+    bline(&k->body, "return v;");
+    bprintf(out, "// %s: the epilogue of %s (see its comment) on one vector, in registers.\n",
+            vec, k->name);
+    static const char *const vparams[] = {"const gemm_job *j", "V_T v", "int64_t row",
+                                          "int64_t col"};
+    blist(out, cg_fmt(k->cg, "static inline __attribute__((always_inline)) V_T %s(", vec),
+          vparams, 4, ")");
     bprintf(out, "{\n%s}\n\n", bstr(&k->body));
     bfree(&k->body);
+
+    if (tile_fn) {
+        k->body = (Buf){0};
+        k->body.indent = 1;
+        for (int i = ir_op_inputs(n); i < n->n_in; i++)
+            if (k->arg[i])
+                bline(&k->body, "const float *restrict %s = j->in[%d];", k->arg[i], i);
+        bline(&k->body, "for (int i = 0; i < mr; i++) {");
+        k->body.indent++;
+        bline(&k->body, "float *restrict o = t + i * j->N;");
+        if (flat)
+            bline(&k->body, "const int64_t flat = (row + i) * j->N + col;   // of o[0] in the output");
+        bline(&k->body, "int jj = 0;");
+        bline(&k->body, "for (; jj + VL <= nr; jj += VL)      // whole vectors");
+        bline(&k->body, "    V_STORE(o + jj, %s(j, V_LOAD(o + jj), row + i, col + jj));", vec);
+        bline(&k->body, "for (; jj < nr; jj++) {               // the rest, one at a time");
+        k->body.indent++;
+        bline(&k->body, "float v = o[jj];");
+        cg_epilogue_apply(k, "v", flat ? "flat + jj" : NULL, col ? "col + jj" : NULL, false);
+        bline(&k->body, "o[jj] = v;");
+        k->body.indent--;
+        bline(&k->body, "}");
+        k->body.indent--;
+        bline(&k->body, "}");
+        bprintf(out, "// %s: the epilogue of %s on a finished tile of its narrower last panel.\n",
+                tile_fn, k->name);
+        static const char *const params[] = {"const gemm_job *j", "float *t", "int64_t row",
+                                             "int64_t col", "int mr", "int nr"};
+        blist(out, cg_fmt(k->cg, "static void %s(", tile_fn), params, 6, ")");
+        bprintf(out, "{\n%s}\n\n", bstr(&k->body));
+        bfree(&k->body);
+    }
     k->body = body;
 }
 
@@ -786,10 +847,19 @@ static bool tiled(Kernel *k, const Shape *s)
         bprintf(&k->notes, " *           b packed %lld x %d at a time as the kernel runs\n",
                 (long long)t->kc, t->nr);
 
-    const char *epi = NULL;
+    // An epilogue: its vector function, inlined into the microkernel by the kernel's own run
+    // function; its tile function only when N may leave a narrower last panel.
+    const char *epi = NULL, *run = cg_fmt(cg, "gemm_%s_run", shape);
     if (n->n_epi > 0) {
-        epi = cg_fmt(cg, "%s_epilogue", k->name);
-        tiled_epilogue(k, epi, &k->helpers);
+        const char *vec = cg_fmt(cg, "%s_vec_epilogue", k->name);
+        bool whole = s->N.n == 0 && s->N.c % t->nr == 0;
+        if (!whole)
+            epi = cg_fmt(cg, "%s_epilogue", k->name);
+        tiled_epilogue(k, vec, epi, &k->helpers);
+        run = cg_fmt(cg, "%s_run", k->name);
+        bprintf(&k->helpers, "// %s: gemm_%s_with, %s inlined (a kiln_task_fn).\n", run, shape, vec);
+        bprintf(&k->helpers, "static void %s(void *ctx, int64_t t0, int64_t t1)\n{\n"
+                             "    gemm_%s_with(ctx, t0, t1, %s);\n}\n\n", run, shape, vec);
     }
 
     const char *sM = cg_mono(cg, s->M, false), *sN = cg_mono(cg, s->N, false);
@@ -823,7 +893,7 @@ static bool tiled(Kernel *k, const Shape *s)
         bfree(&sa);
         bfree(&sb);
     }
-    if (epi) {
+    if (n->n_epi > 0) {
         Buf in = {0}, pre = {0};
         int n_pre = 0;
         for (int i = 0; i < n->n_in; i++)
@@ -837,7 +907,10 @@ static bool tiled(Kernel *k, const Shape *s)
                 ir_epi_form(&k->in[i]->type, &n->type) == EPI_SAME)
                 bprintf(&pre, "%s%s", n_pre++ ? ", " : "", k->arg[i]);
         }
-        bline(B, ".epilogue = %s, .in = {%s},", epi, bstr(&in));
+        if (epi)
+            bline(B, ".epilogue = %s, .in = {%s},", epi, bstr(&in));
+        else
+            bline(B, ".in = {%s},", bstr(&in));
         if (n_pre)
             bline(B, ".n_pre = %d, .pre = {%s},   // prefetched tile by tile", n_pre, bstr(&pre));
         bfree(&in);
@@ -845,7 +918,7 @@ static bool tiled(Kernel *k, const Shape *s)
     }
     B->indent--;
     bline(B, "};");
-    bline(B, "kiln_parallel_for(r, gemm_%s_tasks(&job), gemm_%s_run, &job);", shape, shape);
+    bline(B, "kiln_parallel_for(r, gemm_%s_tasks(&job), %s, &job);", shape, run);
     k->needs_run = true;
     return true;
 }
