@@ -382,12 +382,19 @@ static const char gemm_intro[] =
     " * chain of FMAs in k order whatever the blocking, the range and the thread count, so\n"
     " * results are bitwise identical on any number of threads.  A node's epilogue (fused bias,\n"
     " * activation, residual) is applied to the accumulators in registers after the last k block,\n"
-    " * before they are stored: the kernel's own run function (k_<name>_run) is gemm_<mr>x<nr>_with\n"
-    " * with the epilogue's vector function inlined into the microkernel.\n"
+    " * before they are stored: the job's `full` is the kernel's own copy of the microkernel for\n"
+    " * full tiles (k_<name>_full), its epilogue inlined; a tile of fewer rows or columns gets\n"
+    " * the epilogue after it is stored.\n"
     " */\n"
     "\n"
     "// gemm_job: one matrix product (a matmul kernel fills one and runs it).\n"
     "typedef struct gemm_job gemm_job;\n"
+    "// The microkernel of a full tile (gemm_<mr>x<nr>_tile's arguments, mr and nr those of the\n"
+    "// register block) with a kernel's epilogue in registers.\n"
+    "typedef void (*gemm_full_fn)(int64_t kc, const float *a, int64_t as, const float *b,\n"
+    "                             const float *b_next, int64_t pf, float *c, int64_t ldc,\n"
+    "                             bool first, bool last, const gemm_job *j, int64_t row,\n"
+    "                             int64_t col);\n"
     "struct gemm_job {\n"
     "    const float *a;     // element (m, k) of a batch's a at a[m * a_rs + k * a_ks]\n"
     "    const float *b;     // packed panels (b_packed), or (k, n) at b[k * b_ks + n * b_ns]\n"
@@ -398,9 +405,11 @@ static const char gemm_intro[] =
     "    int64_t kc, mc;     // the k block and the row block (tile pass)\n"
     "    int n_batch;        // batch loops, outermost first: sizes and element strides of a, b\n"
     "    int64_t batch[6], a_bs[6], b_bs[6];\n"
-    "    // The node's epilogue on a finished tile of a last, narrower panel (nr < the block's),\n"
-    "    // at t (row stride N): rows [row, row + mr) of c counted across batches, columns\n"
-    "    // [col, col + nr).  NULL when every panel is whole or there is no epilogue.\n"
+    "    // The kernel's microkernel for full tiles, with its epilogue; NULL: gemm_<mr>x<nr>_full.\n"
+    "    gemm_full_fn full;\n"
+    "    // The node's epilogue on a finished tile with fewer rows or columns than the register\n"
+    "    // block, at t (row stride N): rows [row, row + mr) of c counted across batches, columns\n"
+    "    // [col, col + nr).  NULL when there is no epilogue.\n"
     "    void (*epilogue)(const gemm_job *j, float *t, int64_t row, int64_t col, int mr, int nr);\n"
     "    const float *in[16];    // the kernel's inputs, for the epilogue's operands\n"
     "    // The epilogue's operands of c's shape (a residual): each tile's rows of them are\n"
@@ -424,13 +433,13 @@ static const char gemm_tile[] =
     " * first: start from zero (the first k block), else continue from c: the same chain of\n"
     " * FMAs, so blocking k never changes a bit.  nr < $NR (the last panel): only nr columns of\n"
     " * c are read and written (the panel's zero padding computes the others).  epi (a constant\n"
-    " * where this is inlined, or NULL): on the last k block (last) of a whole panel, the node's\n"
+    " * where this is inlined, or NULL): on the last k block (last) of a full panel, the node's\n"
     " * epilogue on each accumulator before it is stored, tile row i being row + i of c and\n"
     " * vector v its columns col + v * VL.  b_next, pf:\n"
     " * step k prefetches the line(s) of a b row at b_next + k * pf (gemm_$S_run says what\n"
     " * that is: a share of the next panel, or the same stream ahead).  mr is a constant in\n"
-    " * every call (gemm_$S has one copy of this function per row count), so acc lives in\n"
-    " * registers. */\n"
+    " * every call (gemm_$S_rows has one copy of this function per row count, gemm_$S_full and\n"
+    " * each k_<name>_full one for full tiles), so acc lives in registers. */\n"
     "static inline __attribute__((always_inline)) void\n"
     "gemm_$S_tile(int mr, int64_t kc, const float *restrict a, int64_t as,\n"
     "             $_const float *restrict b, const float *b_next, int64_t pf, float *restrict c,\n"
@@ -474,13 +483,10 @@ static const char gemm_tile[] =
     "\n";
 
 static const char gemm_run[] =
-    "/* gemm_$S_with: tasks [t0, t1) of the gemm_job ctx, with the vector epilogue epi (or\n"
-    " * NULL), which the kernels' run functions below and gemm_$S_run pass as a constant so that\n"
-    " * it is inlined into the microkernel.  Task t is panel t % P (P = ceil(N / $NR)) of row\n"
-    " * block t / P (blocks of mc rows, batch after batch): the tasks of a range that share a row\n"
-    " * block share its block of a. */\n"
-    "static inline __attribute__((always_inline)) void\n"
-    "gemm_$S_with(void *ctx, int64_t t0, int64_t t1, gemm_vec_epilogue epi)\n"
+    "/* gemm_$S_run: tasks [t0, t1) of the gemm_job ctx (a kiln_task_fn).  Task t is panel\n"
+    " * t % P (P = ceil(N / $NR)) of row block t / P (blocks of mc rows, batch after batch):\n"
+    " * the tasks of a range that share a row block share its block of a. */\n"
+    "static void gemm_$S_run(void *ctx, int64_t t0, int64_t t1)\n"
     "{\n"
     "    const gemm_job *j = ctx;\n"
     "    const int64_t n_panels = (j->N + $NR - 1) / $NR, n_blocks = (j->M + j->mc - 1) / j->mc;\n"
@@ -557,10 +563,19 @@ static const char gemm_run[] =
     "                            }\n"
     "                    const int64_t off = i0 / $MR * share;   // within the next k block\n"
     "                    const float *b_next = ahead + (off < last ? off : last);\n"
-    "                    gemm_$S(mr, kb, ap + i0 * as, as, bp, b_next, pf, tile, j->N, nr,\n"
-    "                            $_k0 == 0, last_k, j, epi, bi * j->M + m0 + i0, n0);\n"
-    "                    if (last_k && nr < $NR && j->epilogue)   // a narrower last panel\n"
-    "                        j->epilogue(j, tile, bi * j->M + m0 + i0, n0, mr, nr);\n"
+    "                    const int64_t row = bi * j->M + m0 + i0;  // of c, across batches\n"
+    "                    if (mr == $MR && nr == $NR && j->full)   // the epilogue in registers\n"
+    "                        j->full(kb, ap + i0 * as, as, bp, b_next, pf, tile, j->N, k0 == 0,\n"
+    "                                last_k, j, row, n0);\n"
+    "                    else if (mr == $MR && nr == $NR)\n"
+    "                        gemm_$S_full(kb, ap + i0 * as, as, bp, b_next, pf, tile, j->N, k0 == 0,\n"
+    "                                     $_last_k, j, row, n0);\n"
+    "                    else\n"
+    "                        gemm_$S_rows(mr, kb, ap + i0 * as, as, bp, b_next, pf, tile, j->N, nr,\n"
+    "                                     $_k0 == 0);\n"
+    "                    // A short tile or a narrower last panel: the epilogue on the stored tile.\n"
+    "                    if (last_k && (mr < $MR || nr < $NR) && j->epilogue)\n"
+    "                        j->epilogue(j, tile, row, n0, mr, nr);\n"
     "                }\n"
     "            }\n"
     "        }\n"
@@ -578,15 +593,6 @@ static const char gemm_run[] =
     "    for (int d = 0; d < j->n_batch; d++)\n"
     "        n *= j->batch[d];\n"
     "    return n;\n"
-    "}\n"
-    "\n";
-
-// The run function of the matmuls of a register block without an epilogue.
-static const char gemm_plain_run[] =
-    "// gemm_$S_run: gemm_$S_with for a matmul without an epilogue (a kiln_task_fn).\n"
-    "static void gemm_$S_run(void *ctx, int64_t t0, int64_t t1)\n"
-    "{\n"
-    "    gemm_$S_with(ctx, t0, t1, NULL);\n"
     "}\n"
     "\n";
 
@@ -703,31 +709,33 @@ void cg_emit_gemm_support(Cg *cg, Buf *b)
         bfree(&pf);
         tmpl(b, bstr(&t), mr, nr, nv);
         bfree(&t);
-        // The row-count dispatcher.
-        tmpl(b, "// gemm_$S: the microkernel for mr = 1 .. $MR rows, one copy of the loop per count.\n"
-                "static inline __attribute__((always_inline)) void\n"
-                "gemm_$S(int mr, int64_t kc, const float *a, int64_t as, const float *b,\n"
-                "        $_const float *b_next, int64_t pf, float *c, int64_t ldc, int nr, bool first,\n"
-                "        $_bool last, const gemm_job *j, gemm_vec_epilogue epi, int64_t row, int64_t col)\n"
+        // The short row tiles, one copy of the loop per count, shared by all run functions.
+        tmpl(b, "// gemm_$S_full: the microkernel for a full tile without an epilogue (a gemm_full_fn).\n"
+                "static void gemm_$S_full(int64_t kc, const float *a, int64_t as, const float *b,\n"
+                "                         $_const float *b_next, int64_t pf, float *c, int64_t ldc,\n"
+                "                         $_bool first, bool last, const gemm_job *j, int64_t row,\n"
+                "                         $_int64_t col)\n"
+                "{\n"
+                "    gemm_$S_tile($MR, kc, a, as, b, b_next, pf, c, ldc, $NR, first, last, j, NULL, row,\n"
+                "                 $_col);\n"
+                "}\n\n", mr, nr, nv);
+        tmpl(b, "// gemm_$S_rows: the microkernel for a tile of mr <= $MR rows (the last of a row block)\n"
+                "// or nr < $NR columns (the last panel), one copy of the loop per row count; no\n"
+                "// epilogue (gemm_$S_run applies it to the stored tile).\n"
+                "static __attribute__((noinline)) void\n"
+                "gemm_$S_rows(int mr, int64_t kc, const float *a, int64_t as, const float *b,\n"
+                "             $_const float *b_next, int64_t pf, float *c, int64_t ldc, int nr, bool first)\n"
                 "{\n"
                 "    switch (mr) {\n", mr, nr, nv);
         for (int r = mr; r >= 1; r--)
             tmpl(b, cg_fmt(cg, "    %s:\n"
-                               "        gemm_$S_tile(%d, kc, a, as, b, b_next, pf, c, ldc, nr, first, last, j, epi,\n"
-                               "                     $_row, col);\n"
+                               "        gemm_$S_tile(%d, kc, a, as, b, b_next, pf, c, ldc, nr, first, false, NULL,\n"
+                               "                     $_NULL, 0, 0);\n"
                                "        break;\n",
                            r > 1 ? cg_fmt(cg, "case %d", r) : "default", r), mr, nr, nv);
         tmpl(b, "    }\n"
                 "}\n\n", mr, nr, nv);
         tmpl(b, gemm_run, mr, nr, nv);
-        bool plain_run = false;
-        for (int i = 0; i < g->n_nodes; i++) {
-            const Node *x = &g->nodes[i];
-            plain_run |= !x->dead && x->op == OP_MATMUL && x->tile.mr == mr &&
-                         x->tile.nr == nr && x->n_epi == 0;
-        }
-        if (plain_run)
-            tmpl(b, gemm_plain_run, mr, nr, nv);
     }
     // The panel packers of the widths prepare() uses.
     for (int s = 0; s < n_shapes; s++) {
@@ -746,10 +754,10 @@ void cg_emit_gemm_support(Cg *cg, Buf *b)
  */
 
 // The epilogue functions of a tiled matmul, written to `out` before the kernel: the node's
-// fused element-wise ops on one vector of accumulators (`vec`, which the kernel's run
-// function has gemm_*_with inline into the microkernel) and, when `tile_fn`, on a finished
-// tile of a narrower last panel: the whole vectors through `vec`, the columns past them one by
-// one (the same operations on the same floats, so the two give the same bits).
+// fused element-wise ops on one vector of accumulators (`vec`, which the kernel's microkernel
+// for full tiles, k_<name>_full, inlines) and on a finished tile
+// of fewer rows or columns (`tile_fn`): the whole vectors through `vec`, the columns past them
+// one by one (the same operations on the same floats, so the two give the same bits).
 static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf *out)
 {
     const Node *n = k->n;
@@ -782,7 +790,7 @@ static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf 
     bprintf(out, "{\n%s}\n\n", bstr(&k->body));
     bfree(&k->body);
 
-    if (tile_fn) {
+    {
         k->body = (Buf){0};
         k->body.indent = 1;
         for (int i = ir_op_inputs(n); i < n->n_in; i++)
@@ -805,7 +813,7 @@ static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf 
         bline(&k->body, "}");
         k->body.indent--;
         bline(&k->body, "}");
-        bprintf(out, "// %s: the epilogue of %s on a finished tile of its narrower last panel.\n",
+        bprintf(out, "// %s: the epilogue of %s on a finished tile of fewer rows or columns.\n",
                 tile_fn, k->name);
         static const char *const params[] = {"const gemm_job *j", "float *t", "int64_t row",
                                              "int64_t col", "int mr", "int nr"};
@@ -848,18 +856,24 @@ static bool tiled(Kernel *k, const Shape *s)
                 (long long)t->kc, t->nr);
 
     // An epilogue: its vector function, inlined into the microkernel by the kernel's own run
-    // function; its tile function only when N may leave a narrower last panel.
-    const char *epi = NULL, *run = cg_fmt(cg, "gemm_%s_run", shape);
+    // function, and its tile function for the short tiles and a narrower last panel.
+    const char *epi = NULL, *full = NULL;
     if (n->n_epi > 0) {
         const char *vec = cg_fmt(cg, "%s_vec_epilogue", k->name);
-        bool whole = s->N.n == 0 && s->N.c % t->nr == 0;
-        if (!whole)
-            epi = cg_fmt(cg, "%s_epilogue", k->name);
+        epi = cg_fmt(cg, "%s_epilogue", k->name);
         tiled_epilogue(k, vec, epi, &k->helpers);
-        run = cg_fmt(cg, "%s_run", k->name);
-        bprintf(&k->helpers, "// %s: gemm_%s_with, %s inlined (a kiln_task_fn).\n", run, shape, vec);
-        bprintf(&k->helpers, "static void %s(void *ctx, int64_t t0, int64_t t1)\n{\n"
-                             "    gemm_%s_with(ctx, t0, t1, %s);\n}\n\n", run, shape, vec);
+        full = cg_fmt(cg, "%s_full", k->name);
+        bprintf(&k->helpers, "// %s: gemm_%s_tile for a full tile, %s inlined (a\n"
+                             "// gemm_full_fn).\n", full, shape, vec);
+        static const char *const fparams[] = {"int64_t kc", "const float *a", "int64_t as",
+                                              "const float *b", "const float *b_next",
+                                              "int64_t pf", "float *c", "int64_t ldc",
+                                              "bool first", "bool last", "const gemm_job *j",
+                                              "int64_t row", "int64_t col"};
+        blist(&k->helpers, cg_fmt(cg, "static void %s(", full), fparams, 13, ")");
+        bprintf(&k->helpers, "{\n    gemm_%s_tile(%d, kc, a, as, b, b_next, pf, c, ldc, %d, first, "
+                             "last, j, %s,\n                   row, col);\n}\n\n",
+                shape, t->mr, t->nr, vec);
     }
 
     const char *sM = cg_mono(cg, s->M, false), *sN = cg_mono(cg, s->N, false);
@@ -907,10 +921,8 @@ static bool tiled(Kernel *k, const Shape *s)
                 ir_epi_form(&k->in[i]->type, &n->type) == EPI_SAME)
                 bprintf(&pre, "%s%s", n_pre++ ? ", " : "", k->arg[i]);
         }
-        if (epi)
-            bline(B, ".epilogue = %s, .in = {%s},", epi, bstr(&in));
-        else
-            bline(B, ".in = {%s},", bstr(&in));
+        bline(B, ".full = %s, .epilogue = %s,", full, epi);
+        bline(B, ".in = {%s},", bstr(&in));
         if (n_pre)
             bline(B, ".n_pre = %d, .pre = {%s},   // prefetched tile by tile", n_pre, bstr(&pre));
         bfree(&in);
@@ -918,7 +930,7 @@ static bool tiled(Kernel *k, const Shape *s)
     }
     B->indent--;
     bline(B, "};");
-    bline(B, "kiln_parallel_for(r, gemm_%s_tasks(&job), %s, &job);", shape, run);
+    bline(B, "kiln_parallel_for(r, gemm_%s_tasks(&job), gemm_%s_run, &job);", shape, shape);
     k->needs_run = true;
     return true;
 }
