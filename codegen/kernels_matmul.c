@@ -709,7 +709,8 @@ void cg_emit_gemm_support(Cg *cg, Buf *b)
         bfree(&pf);
         tmpl(b, bstr(&t), mr, nr, nv);
         bfree(&t);
-        // The short row tiles, one copy of the loop per count, shared by all run functions.
+        // The microkernel's shared copies: full tiles without an epilogue, and the other tiles
+        // (one copy per row count).
         tmpl(b, "// gemm_$S_full: the microkernel for a full tile without an epilogue (a gemm_full_fn).\n"
                 "static void gemm_$S_full(int64_t kc, const float *a, int64_t as, const float *b,\n"
                 "                         $_const float *b_next, int64_t pf, float *c, int64_t ldc,\n"
@@ -753,11 +754,19 @@ void cg_emit_gemm_support(Cg *cg, Buf *b)
  * Tiled matmuls
  */
 
+// The epilogue's operands, from the job, at the top of an epilogue function's body.
+static void epilogue_operands(Kernel *k)
+{
+    for (int i = ir_op_inputs(k->n); i < k->n->n_in; i++)
+        if (k->arg[i])
+            bline(&k->body, "const float *restrict %s = j->in[%d];", k->arg[i], i);
+}
+
 // The epilogue functions of a tiled matmul, written to `out` before the kernel: the node's
 // fused element-wise ops on one vector of accumulators (`vec`, which the kernel's microkernel
-// for full tiles, k_<name>_full, inlines) and on a finished tile
-// of fewer rows or columns (`tile_fn`): the whole vectors through `vec`, the columns past them
-// one by one (the same operations on the same floats, so the two give the same bits).
+// for full tiles, k_<name>_full, inlines) and on a finished tile of fewer rows or columns
+// (`tile_fn`): the whole vectors through `vec`, the columns past them one by one (the same
+// operations on the same floats, so the two give the same bits).
 static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf *out)
 {
     const Node *n = k->n;
@@ -770,9 +779,7 @@ static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf 
 
     k->body = (Buf){0};
     k->body.indent = 1;
-    for (int i = ir_op_inputs(n); i < n->n_in; i++)
-        if (k->arg[i])
-            bline(&k->body, "const float *restrict %s = j->in[%d];", k->arg[i], i);
+    epilogue_operands(k);
     if (!operands)
         bline(&k->body, "(void)j;");
     if (!flat)
@@ -790,37 +797,33 @@ static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf 
     bprintf(out, "{\n%s}\n\n", bstr(&k->body));
     bfree(&k->body);
 
-    {
-        k->body = (Buf){0};
-        k->body.indent = 1;
-        for (int i = ir_op_inputs(n); i < n->n_in; i++)
-            if (k->arg[i])
-                bline(&k->body, "const float *restrict %s = j->in[%d];", k->arg[i], i);
-        bline(&k->body, "for (int i = 0; i < mr; i++) {");
-        k->body.indent++;
-        bline(&k->body, "float *restrict o = t + i * j->N;");
-        if (flat)
-            bline(&k->body, "const int64_t flat = (row + i) * j->N + col;   // of o[0] in the output");
-        bline(&k->body, "int jj = 0;");
-        bline(&k->body, "for (; jj + VL <= nr; jj += VL)      // whole vectors");
-        bline(&k->body, "    V_STORE(o + jj, %s(j, V_LOAD(o + jj), row + i, col + jj));", vec);
-        bline(&k->body, "for (; jj < nr; jj++) {               // the rest, one at a time");
-        k->body.indent++;
-        bline(&k->body, "float v = o[jj];");
-        cg_epilogue_apply(k, "v", flat ? "flat + jj" : NULL, col ? "col + jj" : NULL, false);
-        bline(&k->body, "o[jj] = v;");
-        k->body.indent--;
-        bline(&k->body, "}");
-        k->body.indent--;
-        bline(&k->body, "}");
-        bprintf(out, "// %s: the epilogue of %s on a finished tile of fewer rows or columns.\n",
-                tile_fn, k->name);
-        static const char *const params[] = {"const gemm_job *j", "float *t", "int64_t row",
-                                             "int64_t col", "int mr", "int nr"};
-        blist(out, cg_fmt(k->cg, "static void %s(", tile_fn), params, 6, ")");
-        bprintf(out, "{\n%s}\n\n", bstr(&k->body));
-        bfree(&k->body);
-    }
+    k->body = (Buf){0};
+    k->body.indent = 1;
+    epilogue_operands(k);
+    bline(&k->body, "for (int i = 0; i < mr; i++) {");
+    k->body.indent++;
+    bline(&k->body, "float *restrict o = t + i * j->N;");
+    if (flat)
+        bline(&k->body, "const int64_t flat = (row + i) * j->N + col;   // of o[0] in the output");
+    bline(&k->body, "int jj = 0;");
+    bline(&k->body, "for (; jj + VL <= nr; jj += VL)      // whole vectors");
+    bline(&k->body, "    V_STORE(o + jj, %s(j, V_LOAD(o + jj), row + i, col + jj));", vec);
+    bline(&k->body, "for (; jj < nr; jj++) {               // the rest, one at a time");
+    k->body.indent++;
+    bline(&k->body, "float v = o[jj];");
+    cg_epilogue_apply(k, "v", flat ? "flat + jj" : NULL, col ? "col + jj" : NULL, false);
+    bline(&k->body, "o[jj] = v;");
+    k->body.indent--;
+    bline(&k->body, "}");
+    k->body.indent--;
+    bline(&k->body, "}");
+    bprintf(out, "// %s: the epilogue of %s on a finished tile of fewer rows or columns.\n",
+            tile_fn, k->name);
+    static const char *const params[] = {"const gemm_job *j", "float *t", "int64_t row",
+                                         "int64_t col", "int mr", "int nr"};
+    blist(out, cg_fmt(k->cg, "static void %s(", tile_fn), params, 6, ")");
+    bprintf(out, "{\n%s}\n\n", bstr(&k->body));
+    bfree(&k->body);
     k->body = body;
 }
 
@@ -855,8 +858,8 @@ static bool tiled(Kernel *k, const Shape *s)
         bprintf(&k->notes, " *           b packed %lld x %d at a time as the kernel runs\n",
                 (long long)t->kc, t->nr);
 
-    // An epilogue: its vector function, inlined into the microkernel by the kernel's own run
-    // function, and its tile function for the short tiles and a narrower last panel.
+    // An epilogue: its vector function, inlined into the kernel's microkernel for full tiles
+    // (<kernel>_full, the job's .full), and its tile function for the other tiles.
     const char *epi = NULL, *full = NULL;
     if (n->n_epi > 0) {
         const char *vec = cg_fmt(cg, "%s_vec_epilogue", k->name);
