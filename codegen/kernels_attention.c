@@ -49,8 +49,7 @@
  * qT feed the FMAs: no transposed key block); scale, mask, max, exp (V_EXP, the prelude's)
  * and the sums then run across the rows in vectors, the running max and sum being arrays
  * over the rows (no sums across lanes, no scalar exp per row); acc is updated by the same
- * register tiles of 4 rows,
- * reading p at sT[c][row].
+ * register tiles of 4 rows, reading p at sT[c][row].
  * Each row's arithmetic is its own, so any split of the rows over tasks gives the same bytes.
  *
  * Causal: key blocks entirely above the diagonal are never visited (the key loop stops at
