@@ -75,6 +75,9 @@ void bprintf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 void bputs(Buf *b, const char *s);
 // One line of code: indentation, the formatted text, a newline.
 void bline(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// A // comment of the formatted text, broken at spaces to stay within 100 columns (control
+// characters and backslashes, which could end or continue the line, shown as '?').
+void bline_comment(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void bfree(Buf *b);
 const char *bstr(const Buf *b);     // "" when empty
 // One line: head, the items separated by ", ", tail; breaks before an item that would pass

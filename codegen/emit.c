@@ -368,6 +368,34 @@ static void comment_list(Buf *b, const char *label, const char *const *items, in
     bputs(b, "\n");
 }
 
+// The command line, " *   " first, continued (" \\") on lines of at most 100 columns; an
+// option and its value ("-D n_layer=12") stay on one line.
+static void comment_command(Cg *cg, Buf *b, const char *cmd)
+{
+    bputs(b, " *   ");
+    int col = 5;
+    for (const char *p = cmd; *p;) {
+        // The next unit: a word, with the word after it when this one is an option.
+        const char *e = strchr(p, ' ');
+        e = e ? e : p + strlen(p);
+        if (*p == '-' && *e == ' ' && e[1] && e[1] != '-') {
+            const char *v = strchr(e + 1, ' ');
+            e = v ? v : e + 1 + strlen(e + 1);
+        }
+        int w = (int)(e - p);
+        if (p != cmd && col + 1 + w + 2 > 100) {
+            bputs(b, " \\\n *       ");
+            col = 9;
+        } else if (p != cmd) {
+            bputs(b, " ");
+            col++;
+        }
+        bcomment_text(b, cg_fmt(cg, "%.*s", w, p));
+        col += w;
+        p = *e ? e + 1 : e;
+    }
+}
+
 static void emit_header(Emit *E, Buf *b)
 {
     const Graph *g = E->g;
@@ -378,9 +406,9 @@ static void emit_header(Emit *E, Buf *b)
     bcomment_text(b, first);
     if (E->cg.opt->command) {
         bool fits = 3 + strlen(first) + strlen("; do not edit, regenerate with") <= 100;
-        bputs(b, fits ? "; do not edit, regenerate with\n *   "
-                      : ";\n * do not edit, regenerate with\n *   ");
-        bcomment_text(b, E->cg.opt->command);
+        bputs(b, fits ? "; do not edit, regenerate with\n"
+                      : ";\n * do not edit, regenerate with\n");
+        comment_command(cg, b, E->cg.opt->command);
     } else {
         bputs(b, "; do not edit");
     }
@@ -654,8 +682,13 @@ static void kernel_comment(Emit *E, const Kernel *k, Buf *b)
                 E->kname[n->id], E->kcalls[n->id]);
     else
         bprintf(b, "/* %s\n *   ", E->kname[n->id]);
-    bcomment_text(b, cg_fmt(cg, "%%%d %s  %s  %s%s", n->id, op_name(n->op), n->name,
-                            place(cg, n->loc), attr_text(cg, n)));
+    const char *node = cg_fmt(cg, "%%%d %s  %s  %s", n->id, op_name(n->op), n->name,
+                              place(cg, n->loc));
+    const char *attrs = attr_text(cg, n);     // "  (..)" or ""
+    bcomment_text(b, node);
+    if (*attrs && 5 + strlen(node) + strlen(attrs) > 100)
+        bputs(b, "\n *    ");      // the attributes under the node
+    bcomment_text(b, attrs);
     bputs(b, "\n");
     if (n->n_origins > 1) {
         for (int o = 0; o < n->n_origins; o++) {
@@ -870,11 +903,18 @@ static void kernel_code(Emit *E, Kernel *k, const char *comment, bool shared, Bu
     blist(&init, cg_fmt(&E->cg, "%s_job job = {", k->name), fields, nf, "};");
     bputs(b, bstr(&init));
     bfree(&init);
-    if (k->par_min > 1)
-        bprintf(b, "    kiln_parallel_for_min(r, %s, %lld, %s_task, &job);\n}\n\n", k->par_rows,
-                (long long)k->par_min, k->name);
-    else
-        bprintf(b, "    kiln_parallel_for(r, %s, %s_task, &job);\n}\n\n", k->par_rows, k->name);
+    Buf call = {.indent = 1};
+    const char *task = cg_fmt(&E->cg, "%s_task", k->name);
+    if (k->par_min > 1) {
+        const char *args[] = {"r", k->par_rows, cg_fmt(&E->cg, "%lld", (long long)k->par_min),
+                              task, "&job"};
+        blist(&call, "kiln_parallel_for_min(", args, 5, ");");
+    } else {
+        const char *args[] = {"r", k->par_rows, task, "&job"};
+        blist(&call, "kiln_parallel_for(", args, 4, ");");
+    }
+    bprintf(b, "%s}\n\n", bstr(&call));
+    bfree(&call);
 }
 
 // Build every computing node's kernel under one stand-in name and let identical ones share
@@ -952,6 +992,9 @@ static void decl(Buf *b, const char *code, const char *comment)
         bprintf(b, "    %s   // ", code);
         bcomment_text(b, comment);
         bputs(b, "\n");
+    } else if (4 + strlen(code) > 100 && strstr(code, " = ")) {   // break after the '='
+        const char *eq = strstr(code, " = ");
+        bprintf(b, "    %.*s =\n        %s\n", (int)(eq - code), code, eq + 3);
     } else {
         bprintf(b, "    %s\n", code);
     }

@@ -466,9 +466,16 @@ static void matrix_at(Kernel *k, const char *var, const char *param, bool in, co
                       cg_mono(cg, D, true));
     }
     const char *dv = cg_mono(cg, D, false);
-    bline(&k->body, "%sfloat *restrict %s = %s + %s;   // [%s, %s]%s", in ? "const " : "", var,
-          param, base, s_name, dv,
-          seq_major ? cg_fmt(cg, ", rows %s apart (seq-major)", *ld) : "");
+    const char *code = cg_fmt(cg, "%sfloat *restrict %s = %s + %s;", in ? "const " : "", var,
+                              param, base);
+    const char *note = cg_fmt(cg, "[%s, %s]%s", s_name, dv,
+                              seq_major ? cg_fmt(cg, ", rows %s apart (seq-major)", *ld) : "");
+    if (4 * k->body.indent + strlen(code) + 6 + strlen(note) <= 100) {
+        bline(&k->body, "%s   // %s", code, note);
+    } else {    // the note on a line of its own, above
+        bline(&k->body, "// %s: %s", var, note);
+        bline(&k->body, "%s", code);
+    }
 }
 
 // The end of a block, for either kind: out = acc / the row's sum (`sum`, an array over the
@@ -847,8 +854,8 @@ static void task_body_cols(Kernel *k, int64_t BQ, int64_t BK, int64_t D, int64_t
     bline(b, "float sT[%lld][%lld], mx[%lld], ps[%lld];", (long long)BK, (long long)BQP,
           (long long)BQP, (long long)BQP);
     bline(b, "int64_t c0 = 0;");
-    bline(b, "for (; c0 + 4 <= nj; c0 += 4) {   // 4 keys: per d, 4 broadcasts of k, each "
-             "load of qT feeds 4 FMAs");
+    bline(b, "// 4 keys at a time: per d, 4 broadcasts of k, each load of qT feeds 4 FMAs");
+    bline(b, "for (; c0 + 4 <= nj; c0 += 4) {");
     b->indent++;
     scores_cols(k, 4, tv, D, ldk, r_lv, vl);
     b->indent--;
@@ -1041,7 +1048,7 @@ bool cg_kernel_attention(Kernel *k)
     const char *fn[2] = {cg_fmt(cg, "%s_task%s", k->name, rows ? "_cols" : ""),
                          cg_fmt(cg, "%s_task%s", k->name, cols ? "_rows" : "")};
     Buf *h = &k->helpers;
-    bprintf(h, "/* %s: the arguments of %s, for its tasks */\n", job, k->name);
+    bline_comment(h, "%s: the arguments of %s, for its tasks", job, k->name);
     bprintf(h, "typedef struct {\n    const float *q, *k, *v%s;\n    float *out;\n",
             has_mask ? ", *mask" : "");
     for (int s = 0; s < g->n_syms; s++)
@@ -1051,9 +1058,9 @@ bool cg_kernel_attention(Kernel *k)
     for (int t = 0; t < 2; t++) {
         if (!(t == 0 ? cols : rows))
             continue;
-        bprintf(h, "/* %s: query blocks [begin, end) of %s,\n * a block being %lld rows of "
-                   "one (batch, head)%s */\n", fn[t], k->name, (long long)BQ,
-                cols && rows ? (t == 0 ? ", key-major" : ", row-major") : "");
+        bline_comment(h, "%s: query blocks [begin, end) of %s, a block being %lld rows of one "
+                         "(batch, head)%s", fn[t], k->name, (long long)BQ,
+                      cols && rows ? (t == 0 ? ", key-major" : ", row-major") : "");
         bprintf(h, "static void %s(void *ctx, int64_t begin, int64_t end)\n{\n", fn[t]);
         bprintf(h, "    const %s *job = ctx;\n", job);
         bprintf(h, "    const float *restrict q = job->q, *restrict k = job->k, "
@@ -1090,7 +1097,8 @@ bool cg_kernel_attention(Kernel *k)
               fn[0], fn[1]);
         task_fn = "task";
     }
-    bline(&k->body, "kiln_parallel_for(r, %s, %s, &job);", blocks, task_fn);
+    const char *par[] = {"r", blocks, task_fn, "&job"};
+    blist(&k->body, "kiln_parallel_for(", par, 4, ");");
     k->needs_run = true;
     return true;
 }

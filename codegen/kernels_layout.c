@@ -160,15 +160,17 @@ bool cg_kernel_cache_write(Kernel *k)
     const char *past = cg_sym(cg, n->attr.cache_write.at_sym), *S = cg_mono(cg, rows, true),
                *D = cg_mono(cg, width, true);
     k->can_fail = true;
+    // The message in two literals, a line each, under "return kiln_fail(".
     Buf msg = {0};
     bc_string(&msg, cg_fmt(cg, "state '%s': positions ", k->in[0]->name), true);
     msg.len--;
-    bprintf(&msg, "%%lld..%%lld are past the %lld it keeps (the context is full)\"", T);
+    bprintf(&msg, "%%lld..%%lld are past the %lld it keeps \"", T);
     bline(&k->body, "if (%s + %s > %lld)", past, S, T);
     k->body.indent++;
-    const char *fail_args[] = {"r", bstr(&msg), cg_fmt(cg, "(long long)%s", past),
-                               cg_fmt(cg, "(long long)(%s + %s - 1)", past, S)};
-    blist(&k->body, "return kiln_fail(", fail_args, 4, ");");
+    bline(&k->body, "return kiln_fail(r,");
+    bline(&k->body, "                 %s", bstr(&msg));
+    bline(&k->body, "                 \"(the context is full)\",");
+    bline(&k->body, "                 (long long)%s, (long long)(%s + %s - 1));", past, past, S);
     k->body.indent--;
     // The copies, one per (batch, head) matrix, split over the threads (kiln_parallel_for_min:
     // a decode step's one row per matrix stays on the caller).  The task reads the pointers

@@ -310,14 +310,15 @@ void cg_emit_prepare(Cg *cg, Buf *b, const int *weight_index)
         int wi = weight_index[pk->weight];
         if (wi < 0)
             KILN_BUG("prepare: weight '%s' is not in model_weights", w->name);
-        bputs(b, "    /* ");
-        bcomment_text(b, cg_fmt(cg, "%s %s[%lld, %lld] -> %lld panels of [%lld][%d]",
-                                w->attr.weight.tensor, pk->trans ? "transposed " : "",
-                                (long long)(pk->trans ? pk->N : pk->K),
-                                (long long)(pk->trans ? pk->K : pk->N),
-                                (long long)((pk->N + pk->nr - 1) / pk->nr), (long long)pk->K,
-                                pk->nr));
-        bputs(b, " */\n");
+        const int indent = b->indent;
+        b->indent = 1;
+        const long long panels = (pk->N + pk->nr - 1) / pk->nr;
+        bline_comment(b, "%s %s[%lld, %lld] -> %lld panel%s of [%lld][%d]",
+                      w->attr.weight.tensor, pk->trans ? "transposed " : "",
+                      (long long)(pk->trans ? pk->N : pk->K),
+                      (long long)(pk->trans ? pk->K : pk->N), panels, panels == 1 ? "" : "s",
+                      (long long)pk->K, pk->nr);
+        b->indent = indent;
         bprintf(b, "    gemm_pack_b_%d(r, r->weights[%d], (float *)(r->packed + 0x%llx), %lld, %lld, "
                    "%lld, %lld);\n",
                 pk->nr, wi, (unsigned long long)pk->offset, (long long)pk->K, (long long)pk->N,
@@ -788,12 +789,16 @@ static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf 
         bline(&k->body, "const int64_t flat = row * j->N + col;   // of lane 0 in the output");
     cg_epilogue_apply(k, "v", flat ? "flat" : NULL, col ? "col" : NULL, true);
     bline(&k->body, "return v;");
-    bprintf(out, "// %s: the epilogue of %s (see its comment) on one vector, in registers.\n",
-            vec, k->name);
+    bline_comment(out, "%s: the epilogue of %s (see its comment) on one vector, in registers.",
+                  vec, k->name);
     static const char *const vparams[] = {"const gemm_job *j", "V_T v", "int64_t row",
                                           "int64_t col"};
-    blist(out, cg_fmt(k->cg, "static inline __attribute__((always_inline)) V_T %s(", vec),
-          vparams, 4, ")");
+    const char *head = "static inline __attribute__((always_inline)) V_T";
+    if (strlen(head) + 1 + strlen(vec) + 1 + strlen(vparams[0]) + 1 > 100) {
+        bprintf(out, "%s\n", head);    // the name at the start of the next line
+        head = "";
+    }
+    blist(out, cg_fmt(k->cg, "%s%s%s(", head, *head ? " " : "", vec), vparams, 4, ")");
     bprintf(out, "{\n%s}\n\n", bstr(&k->body));
     bfree(&k->body);
 
@@ -807,7 +812,10 @@ static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf 
         bline(&k->body, "const int64_t flat = (row + i) * j->N + col;   // of o[0] in the output");
     bline(&k->body, "int jj = 0;");
     bline(&k->body, "for (; jj + VL <= nr; jj += VL)      // whole vectors");
-    bline(&k->body, "    V_STORE(o + jj, %s(j, V_LOAD(o + jj), row + i, col + jj));", vec);
+    k->body.indent++;
+    const char *store[] = {"j", "V_LOAD(o + jj)", "row + i", "col + jj"};
+    blist(&k->body, cg_fmt(k->cg, "V_STORE(o + jj, %s(", vec), store, 4, "));");
+    k->body.indent--;
     bline(&k->body, "for (; jj < nr; jj++) {               // the rest, one at a time");
     k->body.indent++;
     bline(&k->body, "float v = o[jj];");
@@ -817,8 +825,8 @@ static void tiled_epilogue(Kernel *k, const char *vec, const char *tile_fn, Buf 
     bline(&k->body, "}");
     k->body.indent--;
     bline(&k->body, "}");
-    bprintf(out, "// %s: the epilogue of %s on a finished tile of fewer rows or columns.\n",
-            tile_fn, k->name);
+    bline_comment(out, "%s: the epilogue of %s on a finished tile of fewer rows or columns.",
+                  tile_fn, k->name);
     static const char *const params[] = {"const gemm_job *j", "float *t", "int64_t row",
                                          "int64_t col", "int mr", "int nr"};
     blist(out, cg_fmt(k->cg, "static void %s(", tile_fn), params, 6, ")");
@@ -849,11 +857,13 @@ static bool tiled(Kernel *k, const Shape *s)
                        " *           for L1d %s and L2 %s%s)\n",
             isa_name(cg->isa), t->mr, t->nr, shape, (long long)t->kc, (long long)t->mc,
             kib(cg, tg.l1d), kib(cg, tg.l2), tg.host ? " of this host" : ", defaults");
-    if (pk)
-        bprintf(&k->notes, " *           b packed at load by prepare(): %lld panels of [%lld][%d] at "
+    if (pk) {
+        const long long panels = (pk->N + pk->nr - 1) / pk->nr;
+        bprintf(&k->notes, " *           b packed at load by prepare(): %lld panel%s of [%lld][%d] at "
                            "packed + 0x%llx\n",
-                (long long)((pk->N + pk->nr - 1) / pk->nr), (long long)pk->K, pk->nr,
+                panels, panels == 1 ? "" : "s", (long long)pk->K, pk->nr,
                 (unsigned long long)pk->offset);
+    }
     else
         bprintf(&k->notes, " *           b packed %lld x %d at a time as the kernel runs\n",
                 (long long)t->kc, t->nr);
@@ -866,17 +876,22 @@ static bool tiled(Kernel *k, const Shape *s)
         epi = cg_fmt(cg, "%s_epilogue", k->name);
         tiled_epilogue(k, vec, epi, &k->helpers);
         full = cg_fmt(cg, "%s_full", k->name);
-        bprintf(&k->helpers, "// %s: gemm_%s_tile for a full tile, %s inlined (a\n"
-                             "// gemm_full_fn).\n", full, shape, vec);
+        bline_comment(&k->helpers, "%s: gemm_%s_tile for a full tile, %s inlined (a "
+                                   "gemm_full_fn).", full, shape, vec);
         static const char *const fparams[] = {"int64_t kc", "const float *a", "int64_t as",
                                               "const float *b", "const float *b_next",
                                               "int64_t pf", "float *c", "int64_t ldc",
                                               "bool first", "bool last", "const gemm_job *j",
                                               "int64_t row", "int64_t col"};
         blist(&k->helpers, cg_fmt(cg, "static void %s(", full), fparams, 13, ")");
-        bprintf(&k->helpers, "{\n    gemm_%s_tile(%d, kc, a, as, b, b_next, pf, c, ldc, %d, first, "
-                             "last, j, %s,\n                   row, col);\n}\n\n",
-                shape, t->mr, t->nr, vec);
+        const char *args[] = {cg_fmt(cg, "%d", t->mr), "kc", "a", "as", "b", "b_next", "pf",
+                              "c", "ldc", cg_fmt(cg, "%d", t->nr), "first", "last", "j", vec,
+                              "row, col"};
+        bputs(&k->helpers, "{\n");
+        k->helpers.indent++;
+        blist(&k->helpers, cg_fmt(cg, "gemm_%s_tile(", shape), args, 15, ");");
+        k->helpers.indent--;
+        bputs(&k->helpers, "}\n\n");
     }
 
     const char *sM = cg_mono(cg, s->M, false), *sN = cg_mono(cg, s->N, false);
@@ -924,7 +939,12 @@ static bool tiled(Kernel *k, const Shape *s)
                 ir_epi_form(&k->in[i]->type, &n->type) == EPI_SAME)
                 bprintf(&pre, "%s%s", n_pre++ ? ", " : "", k->arg[i]);
         }
-        bline(B, ".full = %s, .epilogue = %s,", full, epi);
+        if (4 * B->indent + strlen(".full = , .epilogue = ,") + strlen(full) + strlen(epi) <= 100) {
+            bline(B, ".full = %s, .epilogue = %s,", full, epi);
+        } else {
+            bline(B, ".full = %s,", full);
+            bline(B, ".epilogue = %s,", epi);
+        }
         bline(B, ".in = {%s},", bstr(&in));
         if (n_pre)
             bline(B, ".n_pre = %d, .pre = {%s},   // prefetched tile by tile", n_pre, bstr(&pre));

@@ -67,6 +67,42 @@ void bline(Buf *b, const char *fmt, ...)
     bputs(b, "\n");
 }
 
+void bline_comment(Buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    Buf text = {0};
+    vbprintf(&text, fmt, ap);
+    va_end(ap);
+    int room = 100 - (4 * b->indent + 3);   // after the indentation and "// "
+    if (room < 40)
+        room = 40;
+    // Control characters would end the comment line, a backslash before the end of one
+    // would continue it onto the code after: both become '?'.
+    for (size_t i = 0; i < text.len; i++)
+        if ((unsigned char)text.data[i] < 0x20 || text.data[i] == 0x7f || text.data[i] == '\\')
+            text.data[i] = '?';
+    const char *p = bstr(&text);
+    while (*p) {
+        int n = (int)strlen(p);
+        if (n > room) {     // break at the last space that fits, else after the long word
+            int cut = room;
+            while (cut > 0 && p[cut] != ' ')
+                cut--;
+            if (cut == 0)
+                for (cut = room; p[cut] && p[cut] != ' '; cut++) {}
+            n = cut;
+        }
+        for (int i = 0; i < b->indent; i++)
+            bputs(b, "    ");
+        bprintf(b, "// %.*s\n", n, p);
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    bfree(&text);
+}
+
 void bfree(Buf *b)
 {
     free(b->data);
@@ -441,8 +477,9 @@ void cg_nest_open_rows(Kernel *k, const Nest *nest, const char **index, bool bra
     int64_t inner = nest->size[outer].n ? 0 : nest->size[outer].c;
     k->par_min = inner > 0 ? (CG_PAR_MIN_ELEMS + inner - 1) / inner : 1;
     k->needs_run = true;
-    bprintf(&k->notes, " *   threads  rows (the outer loops) split over the run's threads (%s_task)\n",
-            k->name);
+    const char *threads = " *   threads  rows (the outer loops) split over the run's threads";
+    bprintf(&k->notes, "%s%s(%s_task)\n", threads,
+            strlen(threads) + strlen(k->name) + 8 <= 100 ? " " : "\n *            ", k->name);
     bline(&k->body, "for (int64_t row = row0; row < row1; row++) {");
     k->body.indent++;
     // The outer loops' indices from row, innermost first: i_l = row / (sizes after l) % size_l.

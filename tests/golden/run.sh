@@ -2,7 +2,8 @@
 # tests/golden/run.sh KILN CASE.yaml: golden and structural tests of one case.
 #
 #   kiln inspect CASE.yaml [args]   must equal CASE.ir.expected byte for byte
-#   kiln emit CASE.yaml [args] -o - must equal CASE.c.expected, and twice in a row the same
+#   kiln emit CASE.yaml [args] -o - must equal CASE.c.expected, and twice in a row the same,
+#                                   with no line over 100 columns
 #
 # Lines in the case:
 #   # args: ...        more command-line flags (several lines add up)
@@ -45,6 +46,12 @@ status=0
 "$KILN" emit "$SPEC" "${ARGS[@]}" -o - > "$tmp/c2" || { echo "kiln emit failed"; exit 1; }
 if ! cmp -s "$tmp/c1" "$tmp/c2"; then
     echo "FAIL: two runs of kiln emit gave different C"; diff -u "$tmp/c1" "$tmp/c2" | head -40; exit 1
+fi
+
+# ---- readability: the generated C keeps to 100 columns, as the house style does ---------
+long=$(awk 'length > 100 { printf "  line %d, %d columns: %s\n", NR, length, substr($0, 1, 60) }' "$tmp/c1")
+if [ -n "$long" ]; then
+    echo "FAIL: lines of the generated C pass 100 columns:"; echo "$long" | head -10; status=1
 fi
 
 # ---- structural checks ------------------------------------------------------------------

@@ -302,13 +302,15 @@ static void check_plan(const char *id)
  * ======================================================================================= */
 
 // Plan and emit g; returns the C text (malloc'd) or NULL after failing `id`.
+static const char *emit_command = "kiln build models/test.yaml -D d=4";
+
 static char *emit(const char *id, const char *isa)
 {
     ir_plan_memory(g);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    CgOptions opt = {.command = "kiln build models/test.yaml -D d=4", .isa = isa};
+    CgOptions opt = {.command = emit_command, .isa = isa};
     bool ok = cg_emit_model(g, &opt, f, &dg);
     fclose(f);
     if (!ok) {
@@ -561,6 +563,54 @@ static void test_plan_models(void)
 /* =======================================================================================
  * emit.*
  * ======================================================================================= */
+
+// Lines of the generated C stay within 100 columns: // comments break at spaces, a long
+// command line in the header continues with " \\" and keeps an option with its value.
+static void test_emit_wrapping(void)
+{
+    Buf b = {.indent = 1};
+    bline_comment(&b, "%s", "k_a_rather_long_kernel_name_vec_epilogue: the epilogue of "
+                            "k_a_rather_long_kernel_name (see its comment) on one vector");
+    CHECK("wrap.comment", !strcmp(bstr(&b),
+                                  "    // k_a_rather_long_kernel_name_vec_epilogue: the epilogue of "
+                                  "k_a_rather_long_kernel_name (see\n"
+                                  "    // its comment) on one vector\n"));
+    bfree(&b);
+    // A word longer than the line gets a line of its own; control characters and a
+    // backslash, which would end the comment line or continue it, become '?'.
+    char word[120];
+    memset(word, 'w', sizeof word - 1);
+    word[sizeof word - 1] = 0;
+    bline_comment(&b, "a %s b\nc\\", word);
+    CHECK("wrap.comment.long_word", !strncmp(bstr(&b), "// a\n// www", 11) &&
+                                        strstr(bstr(&b), "www\n// b?c?\n") != NULL);
+    bfree(&b);
+
+    begin();
+    build_attention();
+    emit_command = "kiln build models/test.yaml -D n_layer=12 -D n_head=12 -D n_embd=768 "
+                   "-D vocab_size=50257 -D n_positions=1024 -D max_batch=1 --emit-c out.c -o out";
+    char *c = emit("wrap.emit", "scalar");
+    emit_command = "kiln build models/test.yaml -D d=4";
+    if (!c) {
+        end();
+        return;
+    }
+    expect_text("wrap.command", c, " *   kiln build models/test.yaml -D n_layer=12 -D n_head=12 "
+                                   "-D n_embd=768 -D vocab_size=50257 \\\n"
+                                   " *       -D n_positions=1024 -D max_batch=1 --emit-c out.c -o "
+                                   "out\n");
+    int longest = 0;
+    for (const char *p = c; *p;) {
+        const char *e = strchr(p, '\n');
+        int n = e ? (int)(e - p) : (int)strlen(p);
+        longest = n > longest ? n : longest;
+        p += n + (e != NULL);
+    }
+    CHECK("wrap.columns", longest <= 100);
+    free(c);
+    end();
+}
 
 static void test_emit_structure(void)
 {
@@ -983,6 +1033,7 @@ int main(void)
     test_plan_views();
     test_plan_models();
     test_emit_structure();
+    test_emit_wrapping();
     test_emit_names();
 
     cc = getenv("KILN_CC") && *getenv("KILN_CC") ? getenv("KILN_CC") : "clang";

@@ -215,7 +215,7 @@ static void test_emit(void)
     expect_text("emit.tiling.packed", c, "b packed at load by prepare(): 3 panels of [37][16]", true);
     expect_text("emit.tiling.activation", c, "b packed 7 x 16 at a time as the kernel runs", true);
     expect_text("emit.prepare", c, "static int prepare(kiln_run *r)", true);
-    expect_text("emit.prepare.trans", c, "/* wt transposed [45, 37] -> 3 panels of [37][16] */", true);
+    expect_text("emit.prepare.trans", c, "// wt transposed [45, 37] -> 3 panels of [37][16]", true);
     expect_text("emit.model.prepare", c, "    .prepare = prepare,", true);
     expect_text("emit.forward.packed", c, "const float *pk_w = (const float *)(r->packed + 0x0);", true);
     // y, vw and again read w: one pack (w, then wt at the next offset).
