@@ -375,10 +375,11 @@ static void comment_command(Cg *cg, Buf *b, const char *cmd)
     bputs(b, " *   ");
     int col = 5;
     for (const char *p = cmd; *p;) {
-        // The next unit: a word, with the word after it when this one is an option.
+        // The next unit: a word, with the word after it when this one is an option and that
+        // one is not ("-o -" is an option and its value).
         const char *e = strchr(p, ' ');
         e = e ? e : p + strlen(p);
-        if (*p == '-' && *e == ' ' && e[1] && e[1] != '-') {
+        if (*p == '-' && *e == ' ' && e[1] && (e[1] != '-' || e[2] == ' ' || !e[2])) {
             const char *v = strchr(e + 1, ' ');
             e = v ? v : e + 1 + strlen(e + 1);
         }

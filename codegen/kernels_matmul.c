@@ -863,10 +863,10 @@ static bool tiled(Kernel *k, const Shape *s)
                            "packed + 0x%llx\n",
                 panels, panels == 1 ? "" : "s", (long long)pk->K, pk->nr,
                 (unsigned long long)pk->offset);
-    }
-    else
+    } else {
         bprintf(&k->notes, " *           b packed %lld x %d at a time as the kernel runs\n",
                 (long long)t->kc, t->nr);
+    }
 
     // An epilogue: its vector function, inlined into the kernel's microkernel for full tiles
     // (<kernel>_full, the job's .full), and its tile function for the other tiles.
