@@ -110,10 +110,14 @@ static const char cases_yaml[] =
 
 static Diag dg;
 
-// Load cases_yaml and run the pipeline for target t (tile pass on unless no_tile).
+// The spec the tests compile: cases.yaml (cases_yaml), or parts.yaml (the same with room for
+// 300 rows, test_run).
+static const char *cases_file = "cases.yaml";
+
+// Load cases_file and run the pipeline for target t (tile pass on unless no_tile).
 static Graph *compile_graph(const Target *t, bool no_tile)
 {
-    Graph *g = spec_load(path_in("cases.yaml"), NULL, 0, &dg);
+    Graph *g = spec_load(path_in(cases_file), NULL, 0, &dg);
     if (!g)
         KILN_BUG("test: the cases spec does not load");
     g->target = *t;
@@ -459,7 +463,10 @@ static const char *isa_flags(Isa isa)
                              : "";
 }
 
-static void run_isa(const Graph *ref, const Target *t, const char *tag)
+// Build the cases for target t and run them at each of the row counts, against the
+// interpreter (ref) and across thread counts.
+static void run_isa(const Graph *ref, const Target *t, const char *tag, const int64_t *row_counts,
+                    int n_counts)
 {
     char id[128];
     Graph *g = compile_graph(t, false);
@@ -480,8 +487,7 @@ static void run_isa(const Graph *ref, const Target *t, const char *tag)
         return;
     }
     n_passed++;
-    const int64_t row_counts[] = {19, 8, 1, 13};
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < n_counts; r++) {
         Tensor want[16];
         Weights w;
         snprintf(id, sizeof id, "run.%s.rows%lld", tag, (long long)row_counts[r]);
@@ -521,20 +527,42 @@ static void test_run(void)
     bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
                       __builtin_cpu_supports("avx512vl");
     const Isa isas[] = {ISA_SCALAR, ISA_AVX2, ISA_AVX512};
+    const int64_t rows[] = {19, 8, 1, 13}, many[] = {77, 300};
+    // The same cases with room for 300 rows: a job of few panels has its tasks split in parts
+    // of a row block (gemm_<mr>x<nr>_tasks), 77 rows in 2-5 parts by ISA, 300 in up to 9, of
+    // which the last is past the rows (an empty part).
+    const char *bound = strstr(cases_yaml, "rows: 19\n");
+    if (!bound)
+        KILN_BUG("test: cases_yaml has no 'rows: 19' bound");
+    char parts_yaml[sizeof cases_yaml + 8];
+    snprintf(parts_yaml, sizeof parts_yaml, "%.*srows: 300\n%s", (int)(bound - cases_yaml),
+             cases_yaml, bound + strlen("rows: 19\n"));
+    write_text("parts.yaml", parts_yaml);
+    cases_file = "parts.yaml";
+    Graph *ref_many = spec_load(path_in(cases_file), NULL, 0, &dg);
+    cases_file = "cases.yaml";
+    if (!ref_many)
+        KILN_BUG("test: parts.yaml does not load");
+    ir_verify(ref_many, NULL);
     for (int i = 0; i < 3; i++) {
         if ((isas[i] == ISA_AVX2 && !has_avx2) || (isas[i] == ISA_AVX512 && !has_avx512)) {
             printf("SKIP: run.%s (this CPU lacks it)\n", isa_name(isas[i]));
             continue;
         }
         Target t = {.isa = isas[i]};
-        run_isa(ref, &t, isa_name(isas[i]));
+        run_isa(ref, &t, isa_name(isas[i]), rows, 4);
         // Tiny caches: kc 16, mc 8: several k blocks (the FMA chain continued through c) and
         // row blocks per matmul.
         Target tiny = {.isa = isas[i], .l1d = 4096, .l2 = 16 * 1024};
         char tag[64];
         snprintf(tag, sizeof tag, "%s.tiny_caches", isa_name(isas[i]));
-        run_isa(ref, &tiny, tag);
+        run_isa(ref, &tiny, tag, rows, 4);
+        snprintf(tag, sizeof tag, "%s.parts", isa_name(isas[i]));
+        cases_file = "parts.yaml";
+        run_isa(ref_many, &t, tag, many, 2);
+        cases_file = "cases.yaml";
     }
+    graph_free(ref_many);
     graph_free(ref);
 }
 
