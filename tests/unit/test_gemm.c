@@ -529,8 +529,9 @@ static void test_run(void)
     const Isa isas[] = {ISA_SCALAR, ISA_AVX2, ISA_AVX512};
     const int64_t rows[] = {19, 8, 1, 13}, many[] = {77, 300};
     // The same cases with room for 300 rows: a job of few panels has its tasks split in parts
-    // of a row block (gemm_<mr>x<nr>_tasks), 77 rows in 2-5 parts by ISA, 300 in up to 9, of
-    // which the last is past the rows (an empty part).
+    // of a row block (gemm_<mr>x<nr>_tasks).  AVX-512's x w at 77 rows: 2 parts of 40 rows;
+    // at 300 rows: 9 of 40, the last past the rows (empty).  AVX2's and scalar's: 3 and 5
+    // parts at 77 rows, 12 (two empty) and 11 at 300.
     const char *bound = strstr(cases_yaml, "rows: 19\n");
     if (!bound)
         KILN_BUG("test: cases_yaml has no 'rows: 19' bound");
