@@ -8,8 +8,10 @@
  *
  * Each thread runs ACC independent chains of vector FMAs (acc[i] = acc[i] * a + b) held in
  * registers, so nothing touches memory and the only limit is how many FMAs the core can
- * start per cycle.  ACC = 16 chains cover a 4-cycle FMA latency on two FMA pipes with room to
- * spare.  A FLOP is one multiply or one add: an FMA on L lanes is 2 L FLOPs.  The vector ISA is
+ * start per cycle.  Two FMA pipes at a 4-cycle latency need 8 chains; AVX-512 runs 16 (of its
+ * 32 registers), AVX2 and SSE 12, because with 16 chains plus a and b in 16 registers the
+ * compiler spills accumulators and the store-reload chains halve the figure (61 instead of
+ * 117 GFLOP/s a core, seen on a Zen 4 built with -mno-avx512f).  A FLOP is one multiply or one add: an FMA on L lanes is 2 L FLOPs.  The vector ISA is
  * the widest this compile allows (-march=native): AVX-512 if the CPU has it, else AVX2 (else
  * SSE, for completeness).  The result is the best of TRIALS trials, each timing all threads
  * from a common start to the last thread's end (the machine's figure, not a per-thread sum).
@@ -24,13 +26,13 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define ACC 16       // independent FMA chains per thread
 #define TRIALS 8
 #define INNER 1024   // FMA rounds between clock reads
 
 #if defined(__AVX512F__)
 #define ISA "avx512"
 #define LANES 16
+#define ACC 16       // independent FMA chains per thread: all in registers, a and b beside
 typedef __m512 vec;
 #define V_SET1(x) _mm512_set1_ps(x)
 #define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
@@ -39,6 +41,7 @@ typedef __m512 vec;
 #elif defined(__AVX2__) && defined(__FMA__)
 #define ISA "avx2"
 #define LANES 8
+#define ACC 12       // 12 chains + a + b in the 16 ymm registers: nothing spills
 typedef __m256 vec;
 #define V_SET1(x) _mm256_set1_ps(x)
 #define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
@@ -51,6 +54,7 @@ static float V_SUM(__m256 v) {
 #else
 #define ISA "sse"
 #define LANES 4
+#define ACC 12
 typedef __m128 vec;
 #define V_SET1(x) _mm_set1_ps(x)
 #define V_FMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)   // no FMA: mul + add, same 2 FLOPs
@@ -77,9 +81,8 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-// The hot loop: ACC independent chains, unrolled by hand so every accumulator stays in a
-// register (16 zmm of the 32 AVX-512 has; 16 ymm is all AVX2 has, plus a and b: the
-// compiler spills nothing on AVX-512 and at most the two operands on AVX2).
+// The hot loop: ACC independent chains, fully unrolled so every accumulator stays in a
+// register (16 of AVX-512's 32 zmm; 12 of AVX2's 16 ymm, leaving room for a and b).
 static void *run(void *arg) {
     Work *w = arg;
     vec a = V_SET1(w->a), b = V_SET1(w->b);

@@ -10,9 +10,12 @@
  * The probes are bench/peak.c's and bench/stream.c's (docs/bench.md), made to run inside kiln,
  * which is compiled for the architecture's baseline: each ISA's loop is a function compiled
  * for that ISA (__attribute__((target))), and the widest one this CPU runs is called.
- *   peak       each thread runs 16 independent chains of vector FMAs held in registers
- *              (acc = acc * a + b); an FMA on L lanes is 2 L FLOPs; the best of the trials
- *              (preemption only ever lowers a trial), on 1 thread and on N.
+ *   peak       each thread runs independent chains of vector FMAs held in registers
+ *              (acc = acc * a + b): 16 where the ISA has 32 vector registers (AVX-512, NEON),
+ *              12 where it has 16 (AVX2, x86's scalar floats), since 16 chains beside a and b
+ *              spill there and the store-reload chains halve the figure; an FMA on L lanes
+ *              is 2 L FLOPs; the best of the trials (preemption only ever lowers a trial),
+ *              on 1 thread and on N.
  *   bandwidth  each thread sums its slice of a buffer far larger than the caches with 8
  *              vector accumulators, after a first touch and an untimed pass; the median of
  *              the trials (on a shared host bandwidth trials scatter both ways), on 1 and N.
@@ -41,7 +44,8 @@
 #include <arm_neon.h>
 #endif
 
-#define ACC 16          // independent FMA chains per thread
+#define ACC_WIDE 16     // FMA chains per thread with 32 vector registers
+#define ACC_NARROW 12   // with 16: the chains, a and b all stay in registers
 #define INNER 256       // FMA rounds per outer round
 
 static double now_s(void)
@@ -55,37 +59,37 @@ static double now_s(void)
  * The loops, one per ISA.  Each returns a sum of its accumulators so nothing is dropped.
  */
 
-// fma(rounds, a, b): rounds x INNER x ACC vector FMAs.  The hot loop.
+// fma(rounds, a, b): rounds x INNER x ACC vector FMAs, ACC the loop's chains.  The hot loop.
 #if defined(__x86_64__)
 __attribute__((target("avx512f"))) static float fma_avx512(long rounds, float a, float b)
 {
-    __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), acc[ACC];
-    for (int i = 0; i < ACC; i++)
+    __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), acc[ACC_WIDE];
+    for (int i = 0; i < ACC_WIDE; i++)
         acc[i] = _mm512_set1_ps((float)i * 0.001f);
     for (long r = 0; r < rounds; r++)
         for (int k = 0; k < INNER; k++) {
 #pragma clang loop unroll(full)
-            for (int i = 0; i < ACC; i++)
+            for (int i = 0; i < ACC_WIDE; i++)
                 acc[i] = _mm512_fmadd_ps(acc[i], va, vb);
         }
-    for (int i = 1; i < ACC; i++)
+    for (int i = 1; i < ACC_WIDE; i++)
         acc[0] = _mm512_add_ps(acc[0], acc[i]);
     return _mm512_reduce_add_ps(acc[0]);
 }
 
 __attribute__((target("avx2,fma"))) static float fma_avx2(long rounds, float a, float b)
 {
-    __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), acc[ACC];
-    for (int i = 0; i < ACC; i++)
+    __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), acc[ACC_NARROW];
+    for (int i = 0; i < ACC_NARROW; i++)
         acc[i] = _mm256_set1_ps((float)i * 0.001f);
     for (long r = 0; r < rounds; r++)
         for (int k = 0; k < INNER; k++) {
 #pragma clang loop unroll(full)
-            for (int i = 0; i < ACC; i++)
+            for (int i = 0; i < ACC_NARROW; i++)
                 acc[i] = _mm256_fmadd_ps(acc[i], va, vb);
         }
     float t[8], s = 0;
-    for (int i = 1; i < ACC; i++)
+    for (int i = 1; i < ACC_NARROW; i++)
         acc[0] = _mm256_add_ps(acc[0], acc[i]);
     _mm256_storeu_ps(t, acc[0]);
     for (int i = 0; i < 8; i++)
@@ -95,16 +99,16 @@ __attribute__((target("avx2,fma"))) static float fma_avx2(long rounds, float a, 
 #elif defined(__aarch64__)
 static float fma_neon(long rounds, float a, float b)
 {
-    float32x4_t va = vdupq_n_f32(a), vb = vdupq_n_f32(b), acc[ACC];
-    for (int i = 0; i < ACC; i++)
+    float32x4_t va = vdupq_n_f32(a), vb = vdupq_n_f32(b), acc[ACC_WIDE];
+    for (int i = 0; i < ACC_WIDE; i++)
         acc[i] = vdupq_n_f32((float)i * 0.001f);
     for (long r = 0; r < rounds; r++)
         for (int k = 0; k < INNER; k++) {
 #pragma clang loop unroll(full)
-            for (int i = 0; i < ACC; i++)
+            for (int i = 0; i < ACC_WIDE; i++)
                 acc[i] = vfmaq_f32(vb, acc[i], va);
         }
-    for (int i = 1; i < ACC; i++)
+    for (int i = 1; i < ACC_WIDE; i++)
         acc[0] = vaddq_f32(acc[0], acc[i]);
     return vaddvq_f32(acc[0]);
 }
@@ -113,15 +117,15 @@ static float fma_neon(long rounds, float a, float b)
 // The baseline: plain floats (the compiler may put them in vectors of its baseline ISA).
 static float fma_scalar(long rounds, float a, float b)
 {
-    float acc[ACC];
-    for (int i = 0; i < ACC; i++)
+    float acc[ACC_NARROW];
+    for (int i = 0; i < ACC_NARROW; i++)
         acc[i] = (float)i * 0.001f;
     for (long r = 0; r < rounds; r++)
         for (int k = 0; k < INNER; k++)
-            for (int i = 0; i < ACC; i++)
+            for (int i = 0; i < ACC_NARROW; i++)
                 acc[i] = acc[i] * a + b;
     float s = 0;
-    for (int i = 0; i < ACC; i++)
+    for (int i = 0; i < ACC_NARROW; i++)
         s += acc[i];
     return s;
 }
@@ -172,6 +176,7 @@ static float sum_scalar(const float *p, size_t n)
 typedef struct {
     const char *isa;
     int lanes;
+    int chains;                 // the FMA chains of its loop (ACC_WIDE or ACC_NARROW)
     float (*fma)(long rounds, float a, float b);
     float (*sum)(const float *p, size_t n);
 } Probe;
@@ -181,13 +186,13 @@ static Probe host_probe(void)
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f"))
-        return (Probe){"avx512", 16, fma_avx512, sum_avx512};
+        return (Probe){"avx512", 16, ACC_WIDE, fma_avx512, sum_avx512};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return (Probe){"avx2", 8, fma_avx2, sum_avx2};
+        return (Probe){"avx2", 8, ACC_NARROW, fma_avx2, sum_avx2};
 #elif defined(__aarch64__)
-    return (Probe){"neon", 4, fma_neon, sum_scalar};
+    return (Probe){"neon", 4, ACC_WIDE, fma_neon, sum_scalar};
 #endif
-    return (Probe){"scalar", 1, fma_scalar, sum_scalar};
+    return (Probe){"scalar", 1, ACC_NARROW, fma_scalar, sum_scalar};
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -284,7 +289,7 @@ static double measure_peak(const Probe *pr, int n, double seconds, int trials)
         }
         rounds *= 2;
     }
-    double best = 0, flops = 2.0 * pr->lanes * ACC * INNER * (double)rounds * n;
+    double best = 0, flops = 2.0 * pr->lanes * pr->chains * INNER * (double)rounds * n;
     for (int k = 0; k < trials; k++) {
         double t = trial(pr, n, rounds, NULL, 0, false);
         if (t < 0)
