@@ -33,6 +33,8 @@ Settings (environment):
   KILN           the kiln driver (build/kiln)         BENCH_RESULTS output folder
                                                                     (bench/results)
   BENCH_DECODE_STEPS  greedy steps per round of the decode case (32)
+  BENCH_ISA      kiln's --isa for every kiln build (auto: the host's); run.sh builds the peak
+                 probe for the same ISA, so "share of peak" is that ISA's peak
 """
 
 import ctypes
@@ -69,6 +71,9 @@ GAP_S = 0.2                        # pause between systems: lets idle threads pa
 KILN = os.path.abspath(os.environ.get("KILN", os.path.join(ROOT, "build", "kiln")))
 WORK = os.path.join(HERE, "work")
 RESULTS = os.path.abspath(os.environ.get("BENCH_RESULTS", os.path.join(HERE, "results")))
+ISA = os.environ.get("BENCH_ISA", "").strip() or "auto"
+if ISA not in ("auto", "avx512", "avx2", "neon", "scalar"):
+    sys.exit(f"bench: BENCH_ISA wants auto, avx512, avx2, neon or scalar, found '{ISA}'")
 
 # Threads are fixed before torch starts: OpenMP (PyTorch's own kernels) waits passively so
 # idle threads do not steal the other systems' cores; OpenBLAS (PyTorch's matmuls) gets the
@@ -244,7 +249,7 @@ KILN_TIMES = re.compile(r"forward: (\d+) runs, min ([0-9.]+) ms, median ([0-9.]+
 
 def kiln_build(spec, params, out):
     """`kiln build spec -D k=v ... -o out`; returns (ok, seconds, message)."""
-    argv = [KILN, "build", spec]
+    argv = [KILN, "build", spec, "--isa", ISA]
     for k, v in (params or {}).items():
         argv += ["-D", f"{k}={v}"]
     argv += ["-o", out]
@@ -570,7 +575,7 @@ def main():
                  ", ".join([c["id"] for c in cases.CASES] + [decode.CASE_ID]))
 
     out = {"date": now.strftime("%Y-%m-%d"), "time": now.isoformat(timespec="seconds"),
-           "quick": QUICK, "threads": THREADS,
+           "quick": QUICK, "threads": THREADS, "kiln_isa": ISA,
            "settings": {"rounds": ROUNDS, "min_runs": MIN_RUNS, "seconds_per_system": SECONDS,
                         "warmup_s": WARMUP_S, "tol": TOL}}
     out["machine"] = machine_info()
@@ -617,7 +622,8 @@ def main():
         # Where the time goes: `kiln emit` alone (spec -> IR -> passes -> C); the rest of a
         # build is the C compiler on the generated file.
         t0 = time.perf_counter()
-        r = run_cmd([KILN, "emit", "models/bert.yaml", "-o", exe + ".c"], cwd=ROOT)
+        r = run_cmd([KILN, "emit", "models/bert.yaml", "--isa", ISA, "-o", exe + ".c"],
+                    cwd=ROOT)
         if r.returncode == 0:
             kb["emit_s"] = round(time.perf_counter() - t0, 3)
             with open(exe + ".c") as f:
@@ -643,7 +649,7 @@ def main():
     if run_decode:
         try:
             out["decode"] = decode.run(KILN, THREADS, QUICK, ROUNDS, bw, WORK, say,
-                                       meter=lambda pids: LoadMeter(pids=pids))
+                                       meter=lambda pids: LoadMeter(pids=pids), isa=ISA)
         except Exception as e:  # reported like a broken case
             traceback.print_exc()
             out["decode"] = {"id": decode.CASE_ID, "title": decode.title(QUICK),

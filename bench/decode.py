@@ -245,14 +245,14 @@ def prepare(params, steps, work, say):
 # ---------------------------------------------------------------------------------------
 # kiln: kiln emit, the compiler flags of kiln build, decode_bench.c
 
-def kiln_cflags(kiln, work):
+def kiln_cflags(kiln, work, isa="auto"):
     """The flags `kiln build -v` passes the C compiler for this machine (the ISA flags, -O3,
     ...; up to the first file name, include paths left out), read from a build of a tiny
     GPT-2 (the flags do not depend on the size).  Returns (flags list, message)."""
     exe = os.path.join(work, "flags_probe")
-    r = subprocess.run([kiln, "build", "-v", "models/gpt2.yaml", "-D", "n_layer=1",
-                        "-D", "n_head=1", "-D", "n_embd=16", "-D", "vocab_size=16",
-                        "-D", "n_positions=16", "-o", exe],
+    r = subprocess.run([kiln, "build", "-v", "models/gpt2.yaml", "--isa", isa,
+                        "-D", "n_layer=1", "-D", "n_head=1", "-D", "n_embd=16",
+                        "-D", "vocab_size=16", "-D", "n_positions=16", "-o", exe],
                        cwd=ROOT, capture_output=True, text=True)
     for line in (r.stderr + r.stdout).splitlines():
         argv = shlex.split(line)
@@ -268,17 +268,17 @@ def kiln_cflags(kiln, work):
     return None, (r.stderr + r.stdout).strip()[-1500:]
 
 
-def kiln_compile(kiln, params, steps, work):
+def kiln_compile(kiln, params, steps, work, isa="auto"):
     """kiln emit models/gpt2.yaml -D ... -o work/gpt2.c (and gpt2.h), then clang builds
     decode_bench.c with it.  Returns a dict: ok, exe, cflags, emit_s, cc_s, error."""
     res = {"ok": False}
-    flags, msg = kiln_cflags(kiln, work)
+    flags, msg = kiln_cflags(kiln, work, isa)
     if not flags:
         res["error"] = "could not read the compiler flags from `kiln build -v`: " + msg
         return res
     res["cflags"] = " ".join(flags)
     c_file = os.path.join(work, "gpt2.c")
-    argv = [kiln, "emit", "models/gpt2.yaml"]
+    argv = [kiln, "emit", "models/gpt2.yaml", "--isa", isa]
     for k, v in params.items():
         argv += ["-D", f"{k}={v}"]
     t0 = time.perf_counter()
@@ -402,10 +402,10 @@ def summarize(rounds):
                        for r in rounds]}
 
 
-def run(kiln, threads, quick, rounds, bw, work_root, say, meter=None):
+def run(kiln, threads, quick, rounds, bw, work_root, say, meter=None, isa="auto"):
     """Prepare, build, check and time the decode case; returns its result dict (report.py's
     format_decode prints it).  bw: bench/stream.c's figures (bw["gbs"]: GB/s); meter: a
-    callable (pids) -> object with read() (bench.py's LoadMeter), or None."""
+    callable (pids) -> object with read() (bench.py's LoadMeter), or None; isa: kiln's --isa."""
     params = dict(cases.GPT2_QUICK if quick else cases.GPT2_SMALL)
     steps = max(1, env_int("BENCH_DECODE_STEPS", 32))
     work = os.path.join(work_root, CASE_ID + ("-quick" if quick else ""))
@@ -436,7 +436,7 @@ def run(kiln, threads, quick, rounds, bw, work_root, say, meter=None):
     # 2. build
     kiln_peer = None
     if os.path.exists(kiln):
-        b = kiln_compile(kiln, params, steps, work)
+        b = kiln_compile(kiln, params, steps, work, isa)
         res["kiln_build"] = {k: v for k, v in b.items() if k != "exe"}
         if b["ok"]:
             say(f"   kiln emit {b['emit_s']:.2f} s, clang {b['cc_s']:.2f} s "

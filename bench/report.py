@@ -52,7 +52,14 @@ def machine_line(out):
     cpu = m["cpu"] + (f" ({m['uarch']}, family {m['family']} model {m['model']})"
                       if m.get("uarch") else "")
     return (f"{cpu}, {m['isa']}, {m['cpus']} CPUs, {m['mem_gib']} GiB; "
-            f"{out['threads']} threads{'; QUICK sizes' if out['quick'] else ''}")
+            f"{out['threads']} threads{kiln_isa_note(out)}"
+            f"{'; QUICK sizes' if out['quick'] else ''}")
+
+
+def kiln_isa_note(out):
+    """'; kiln built with --isa X' when the run chose kiln's ISA (BENCH_ISA), else ''."""
+    isa = out.get("kiln_isa", "auto")
+    return "" if isa == "auto" else f"; kiln built with --isa {isa}"
 
 
 def format_machine(out):
@@ -327,7 +334,7 @@ def write_svg(out, path):
           '<text x="8" y="22" font-size="16" font-weight="bold">kiln vs PyTorch vs ONNX Runtime'
           ': median time per forward pass (log scale, shorter is faster)</text>']
     sub1 = (f"{out['date']}: {m['cpu']}{' (' + m['uarch'] + ')' if m.get('uarch') else ''}, "
-            f"{m['isa']}, {out['threads']} threads, fp32, batch 1"
+            f"{m['isa']}, {out['threads']} threads{kiln_isa_note(out)}, fp32, batch 1"
             f"{', QUICK sizes (2 layers, width 128)' if out['quick'] else ''}")
     sub2 = (f"floor = max(FLOPs / {p['gflops']:.0f} GFLOP/s FMA peak, weight bytes / "
             f"{b['gbs']:.0f} GB/s read bandwidth), both measured in the same run")
