@@ -14,7 +14,9 @@
  *              dims 7, 5 and 3, one generated token at head dims 40, 64 and 160 (the scores
  *              as dot products of k's rows), [B*H]-style rank-3 heads, rows whose scores
  *              are all -inf (NaN in both), seq-major operands ([.., S, H, D]: q and the
- *              output through the pass, k and v set by hand).  Skipped when clang is
+ *              output through the pass, k and v set by hand).  The sizes put every count
+ *              of rows and keys past AVX2's key-major tiles of 6 (0 to 5, and 8 and 9,
+ *              which take two tiles of 4) in some block.  Skipped when clang is
  *              missing ($KILN_CC overrides it).
  *
  *   build/tests/test_attention     prints "test_attention: N passed, M failed"
@@ -605,6 +607,13 @@ static void run_attention_case(const Case *c, const int64_t *sym_vals, int n_run
                      got, c->bodies);
             else
                 n_passed++;
+            // AVX2's key-major tiles are 6 keys (and 6 rows), with tails of 4 and of 1
+            // (kernels_attention.c cols_tile); the other ISAs' are 4.
+            if (cols) {
+                bool six = strstr(text, "c0 + 6 <= nj") && strstr(text, "tiles of 6 rows");
+                CHECK(tfmt("run.%s.%s.cols_tile", c->id, isas[x]),
+                      six == (strcmp(isas[x], "avx2") == 0));
+            }
         }
         free(text);
         for (int t = 0; t < n_runs && cc; t++)
