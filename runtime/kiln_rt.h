@@ -343,6 +343,7 @@ typedef struct {
     int threads_n;
     const char *machine;    // where the figures came from, for the table
     // accumulated by kiln_prof_forward
+    long warmup;            // runs forgotten by kiln_prof_warmup_done (the binary's --warmup)
     long runs;
     double forward_ns;
     int threads;            // of the last run
@@ -352,6 +353,10 @@ typedef struct {
 void kiln_prof_begin(kiln_prof *p);
 int kiln_prof_end(kiln_prof *p, int k, int rc);     // returns rc
 int kiln_prof_forward(kiln_prof *p, int (*forward)(kiln_run *r), kiln_run *r);
+// The model binary's --warmup: forget the runs so far of the profile that timed the last
+// forward (their first touches of pages and caches are not the steady state), counting them
+// as warm-up runs; nothing in a binary without --profile.
+void kiln_prof_warmup_done(void);
 // The table: per kernel calls, total ms, ms per run, share of the forward, achieved GFLOP/s,
 // and with machine figures the roofline bound per run and measured / bound.  Nothing
 // before the first forward.

@@ -168,7 +168,8 @@ static void print_help(const kiln_model *m, const char *prog) {
            "                      are printed\n"
            "  --repeat N          run forward N times and print the min and median time\n"
            "  --warmup N          first run forward N more times, untimed (caches, pages,\n"
-           "                      threads warm); the outputs are those of the last run\n"
+           "                      threads warm; a --profile table leaves them out); the\n"
+           "                      outputs are those of the last run\n"
            "  --threads N         worker threads (default: $KILN_NUM_THREADS, else the\n"
            "                      online cores); outputs are identical for every N\n"
            "  --dump-dir DIR      write every named intermediate value as DIR/NAME.npy and\n"
@@ -682,6 +683,8 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
         int rc = m->forward(&r);
         if (rep >= 0)
             times[rep] = kiln_now_ms() - t0;
+        else if (rep == -1 && rc == 0)
+            kiln_prof_warmup_done();    // --profile: the table counts the timed runs only
         if (rc != 0) {
             r.err[sizeof r.err - 1] = '\0';
             error(m, 1, "forward: %s", r.err[0] ? r.err : "failed (no message)");

@@ -12,7 +12,10 @@
  *     k_h_attn_c_attn        40    25.100    2.510  30.9%    120.3     1.105            2.27
  *
  * Timing one kernel costs two clock reads (tens of nanoseconds), so kernels of a few
- * microseconds read a little slow; the normal build has none of it.
+ * microseconds read a little slow; the normal build has none of it.  The model binary's
+ * --warmup runs are left out (kiln_prof_warmup_done): the first run's page faults (fresh
+ * arena pages, the first reads of mapped weights) would otherwise be averaged into every
+ * kernel's time per run.
  */
 #include "kiln_rt.h"
 
@@ -49,8 +52,13 @@ static double for_threads(double one, double many, int threads_n, int T)
     return lin < many ? lin : many;
 }
 
+// The profile of the last forward, for kiln_prof_warmup_done (one per binary: main.c runs
+// one model).
+static kiln_prof *last_prof;
+
 int kiln_prof_forward(kiln_prof *p, int (*forward)(kiln_run *r), kiln_run *r)
 {
+    last_prof = p;
     int T = kiln_pool_threads(r->pool);
     for (int k = 0; k < p->n_kernels; k++)
         p->flops[k] = p->bytes[k] = 0;
@@ -75,6 +83,21 @@ int kiln_prof_forward(kiln_prof *p, int (*forward)(kiln_run *r), kiln_run *r)
     return rc;
 }
 
+void kiln_prof_warmup_done(void)
+{
+    kiln_prof *p = last_prof;
+    if (!p)
+        return;
+    for (int k = 0; k < p->n_kernels; k++) {
+        kiln_prof_kernel *kk = &p->kernels[k];
+        kk->calls = 0;
+        kk->ns = kk->flops = kk->bytes = kk->bound_ns = 0;
+    }
+    p->warmup += p->runs;
+    p->runs = 0;
+    p->forward_ns = 0;
+}
+
 void kiln_prof_print(const kiln_prof *p, FILE *out)
 {
     if (p->runs == 0)
@@ -88,9 +111,13 @@ void kiln_prof_print(const kiln_prof *p, FILE *out)
     }
     bool bound = p->peak_gflops_n > 0 && p->gbs_n > 0;
     double runs = (double)p->runs;
-    fprintf(out, "kiln profile: %s, %ld run%s on %d thread%s, forward %.3f ms per run "
-                 "(%.1f%% of it in kernels)\n", p->model, p->runs, p->runs == 1 ? "" : "s",
-            p->threads, p->threads == 1 ? "" : "s", p->forward_ns / runs * 1e-6,
+    fprintf(out, "kiln profile: %s, %ld run%s on %d thread%s", p->model, p->runs,
+            p->runs == 1 ? "" : "s", p->threads, p->threads == 1 ? "" : "s");
+    if (p->warmup)
+        fprintf(out, " (after %ld warm-up run%s, not counted)", p->warmup,
+                p->warmup == 1 ? "" : "s");
+    fprintf(out, ", forward %.3f ms per run (%.1f%% of it in kernels)\n",
+            p->forward_ns / runs * 1e-6,
             p->forward_ns > 0 ? 100.0 * kernels_ns / p->forward_ns : 0.0);
     fprintf(out, "  %-*s %7s %10s %9s %6s %8s", w, "kernel", "calls", "total ms", "ms/run",
             "share", "GFLOP/s");

@@ -4,8 +4,9 @@
 # timings, only structure:
 #   - the profile binary's outputs equal a normal build's, bit for bit (kiln diff and cmp);
 #   - at exit it prints one row per kernel function of its C file (each once) and a forward
-#     row, with calls = call sites x runs; with --peak-gflops/--bandwidth-gbs the bound and
-#     measured/bound columns, without figures a line saying there is no bound;
+#     row, with calls = call sites x runs (--warmup runs left out, and the title says so);
+#     with --peak-gflops/--bandwidth-gbs the bound and measured/bound columns, without
+#     figures a line saying there is no bound;
 #   - the normal build's C has none of the profiling code.
 set -u
 KILN=$1
@@ -55,6 +56,16 @@ grep -qE '^  k_tok_emb +3 ' "$tmp/prof.err" && ok || bad "k_tok_emb calls"
 grep -qE '^  forward +[0-9.]+ +[0-9.]+ +100\.0% ' "$tmp/prof.err" && ok || bad "forward row"
 grep -q "^  bound: max(FLOPs / peak, bytes / bandwidth) per kernel at each run's dims, with 100.0 GFLOP/s and 10.0 GB/s for 2 threads" \
     "$tmp/prof.err" && ok || bad "bound line: $(tail -n 1 "$tmp/prof.err")"
+
+# --warmup: the warm-up runs are left out of the table, and its title says so.
+run "$tmp/prof" "$tmp/profw.npy" --warmup 2 --repeat 3 > /dev/null 2> "$tmp/profw.err" ||
+    bad "profile run with --warmup"
+title="^kiln profile: gpt2, 3 runs on 2 threads (after 2 warm-up runs, not counted), forward"
+grep -q "$title .* ms per run" "$tmp/profw.err" && ok ||
+    bad "--warmup title: $(grep '^kiln profile' "$tmp/profw.err")"
+grep -qE '^  k_h_ln_1 +15 ' "$tmp/profw.err" && ok ||
+    bad "--warmup k_h_ln_1 calls: $(grep k_h_ln_1 "$tmp/profw.err")"
+cmp -s "$tmp/profw.npy" "$tmp/normal.npy" && ok || bad "--warmup changed the profile build's outputs"
 
 # Without figures: times only, and the reason.
 "$KILN" build "${args[@]}" -o "$tmp/prof0" --profile 2> "$tmp/build0.err" || bad "profile build 2"
