@@ -45,11 +45,11 @@
  * vector (Sq >= VL: a prompt, not one generated token; chosen per call when Sq is symbolic),
  * the key-major body (task_body_cols) does the same work turned around: the task transposes
  * its query rows once, qT[d][i], and the scores of a key block are computed as sT[c][i] for
- * 4 keys at a time against vectors of query rows (a broadcast of k[j0 + c, d] and loads of
- * qT feed the FMAs: no transposed key block); scale, mask, max, exp (V_EXP, the prelude's)
- * and the sums then run across the rows in vectors, the running max and sum being arrays
- * over the rows (no sums across lanes, no scalar exp per row); acc is updated by the same
- * register tiles of 4 rows, reading p at sT[c][row].
+ * 4 keys at a time (6 on AVX2, cols_tile) against vectors of query rows (a broadcast of
+ * k[j0 + c, d] and loads of qT feed the FMAs: no transposed key block); scale, mask, max,
+ * exp (V_EXP, the prelude's) and the sums then run across the rows in vectors, the running
+ * max and sum being arrays over the rows (no sums across lanes, no scalar exp per row); acc
+ * is updated by register tiles of as many rows, reading p at sT[c][row].
  * Each row's arithmetic is its own, so any split of the rows over tasks gives the same bytes.
  *
  * Causal: key blocks entirely above the diagonal are never visited (the key loop stops at
