@@ -46,7 +46,8 @@ PEAK_FLAGS=()
 if [ "${BENCH_ISA:-auto}" = avx2 ]; then
     PEAK_FLAGS=(-mno-avx512f)
 fi
-clang -O3 -march=native "${PEAK_FLAGS[@]}" -pthread -o bench/work/peak bench/peak.c
-clang -O3 -march=native -pthread -o bench/work/stream bench/stream.c
+PROBES=bench/work                   # relative to the repository (cd above)
+clang -O3 -march=native "${PEAK_FLAGS[@]}" -pthread -o "$PROBES/peak" bench/peak.c
+clang -O3 -march=native -pthread -o "$PROBES/stream" bench/stream.c
 
 exec /usr/bin/python3 bench/bench.py
