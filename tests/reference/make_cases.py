@@ -130,6 +130,13 @@ COMMITTED = [
                                      intermediate_size=64, vocab_size=89,
                                      max_position_embeddings=24, type_vocab_size=2, max_batch=2),
          batch=2, seq=1, lengths=[1, 1], ints="int32", seed=203),
+    # bert.hd32: head_dim 32, whole vectors on every ISA (two of AVX-512's, as BERT-base's 64
+    # are four) and a multiple of every matmul microkernel's width; batch 2, rows of 13 (no
+    # multiple of a tile's rows) and 7 tokens.
+    dict(id="bert.hd32", params=dict(num_hidden_layers=2, num_attention_heads=2, hidden_size=64,
+                                     intermediate_size=96, vocab_size=71,
+                                     max_position_embeddings=20, type_vocab_size=2, max_batch=2),
+         batch=2, seq=13, lengths=[13, 7], ints="int64", seed=204),
     # bert-mlm.pad: BertForMaskedLM names as HF writes them ("bert.encoder...",
     # "cls.predictions..."), plus a pretraining checkpoint's pooler and next-sentence head,
     # which the model must ignore; batch 2, the second row padded after 5 of 11 tokens.
