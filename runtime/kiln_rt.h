@@ -269,7 +269,8 @@ void kiln_npy_free(kiln_npy *a);
  * arena.c and misc
  */
 
-void *kiln_aligned_alloc(size_t bytes);  // 64-byte aligned, zeroed, touched once; NULL on failure
+void *kiln_aligned_alloc(size_t bytes);  // 64-byte aligned (from 2 MiB: huge pages), zeroed,
+                                         // touched once; NULL on failure
 void kiln_aligned_free(void *p);
 double kiln_now_ms(void);               // monotonic clock
 // Format a message into err (when err and errlen leave room) and return -1.
