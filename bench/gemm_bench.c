@@ -16,7 +16,7 @@
  *
  * --cold (a third argument of 1): before each trial the weight is evicted from the caches
  * (a read of 256 MiB) and the input read back in, as a model's forward finds them.  The
- * weight is packed into huge pages, as kiln_main packs a model's (kiln_packed_alloc).
+ * weight is packed into huge pages, as kiln_main packs a model's (kiln_huge_alloc).
  *
  * Times are per thread CPU time (CLOCK_THREAD_CPUTIME_ID) with one thread, so that other
  * processes on a shared machine do not count; with more threads, wall time (CLOCK_MONOTONIC).
@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     bool cpu = threads == 1;
     double t0 = now_s(false);
     if (model.prepare) {
-        r.packed = kiln_packed_alloc(model.packed_bytes);   // as kiln_main: huge pages
+        r.packed = kiln_huge_alloc(model.packed_bytes);   // as kiln_main: huge pages
         model.prepare(&r);
     }
     double t_pack = now_s(false) - t0;

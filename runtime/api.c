@@ -18,7 +18,6 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #define MAX_SYMS ((int)(sizeof ((kiln_run *)0)->sym / sizeof(int64_t)))
 
@@ -101,19 +100,6 @@ int kiln_model_check(const kiln_model *m, char *msg, size_t size) {
     return 0;
 }
 
-// The buffer prepare() packs weights into: 2 MiB aligned and advised to use huge pages, and
-// not zeroed, since prepare() writes every byte the kernels read.  Its pages are touched
-// first by the packing threads, in parallel; on virtual machines, where a fresh page costs
-// microseconds, huge pages take half the time of small ones.  Freed with kiln_aligned_free.
-char *kiln_packed_alloc(size_t bytes) {
-    size_t align = (size_t)2 << 20, n = (bytes + align - 1) / align * align;
-    void *p = NULL;
-    if (n == 0 || posix_memalign(&p, align, n) != 0)
-        return NULL;
-    madvise(p, n, MADV_HUGEPAGE);   // a hint; ignored where huge pages are off
-    return p;
-}
-
 // See kiln_rt.h.
 int kiln_states_alloc(const kiln_model *m, float ***out) {
     *out = NULL;
@@ -189,7 +175,7 @@ kiln_instance *kiln_open(const kiln_model *m, const char *weights_path, int thre
         goto fail;
     }
     if (m->prepare) {
-        if (!(in->packed = kiln_packed_alloc(m->packed_bytes))) {
+        if (!(in->packed = kiln_huge_alloc(m->packed_bytes))) {
             kiln_seterr(err, errlen, "cannot allocate the %zu bytes of packed weights", m->packed_bytes);
             goto fail;
         }

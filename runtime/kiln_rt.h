@@ -151,8 +151,6 @@ void kiln_close(kiln_instance *inst);     // NULL is a no-op
 // Check a model description for internal consistency (kiln bugs show up as messages, not
 // crashes).  Returns 0, or -1 with a message in msg.
 int kiln_model_check(const kiln_model *m, char *msg, size_t size);
-// The 2 MiB-aligned buffer prepare() packs weights into; not zeroed; kiln_aligned_free.
-char *kiln_packed_alloc(size_t bytes);
 // The model's states, zeroed, at their bounds, into *st[n_states] (NULL when it has none).
 // Returns 0, or -1 (free what was made with kiln_states_free).
 int kiln_states_alloc(const kiln_model *m, float ***st);
@@ -271,6 +269,10 @@ void kiln_npy_free(kiln_npy *a);
 
 void *kiln_aligned_alloc(size_t bytes);  // 64-byte aligned (from 2 MiB: huge pages), zeroed,
                                          // touched once; NULL on failure
+// Whole huge pages: 2 MiB aligned, rounded up to 2 MiB, advised MADV_HUGEPAGE (a hint);
+// not zeroed (prepare() packs weights into one, writing every byte); NULL for 0 bytes or
+// on failure; kiln_aligned_free.
+void *kiln_huge_alloc(size_t bytes);
 void kiln_aligned_free(void *p);
 double kiln_now_ms(void);               // monotonic clock
 // Format a message into err (when err and errlen leave room) and return -1.

@@ -649,7 +649,7 @@ int kiln_main(int argc, char **argv, const kiln_model *m) {
     r.pool = pool;
     if (m->prepare) {
         double t0 = kiln_now_ms();
-        if (!(packed = kiln_packed_alloc(m->packed_bytes))) {
+        if (!(packed = kiln_huge_alloc(m->packed_bytes))) {
             error(m, 1, "cannot allocate the %zu bytes of packed weights", m->packed_bytes);
             goto done;
         }

@@ -67,15 +67,26 @@ void *kiln_aligned_alloc(size_t bytes) {
         return NULL;
     n = (n + 63) & ~(size_t)63;
     void *p = NULL;
-    if (n >= HUGE_BYTES) {      // whole huge pages, advised (see the comment above)
-        n = (n + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
-        if (posix_memalign(&p, HUGE_BYTES, n) != 0)
-            return NULL;
-        madvise(p, n, MADV_HUGEPAGE);
-    } else if (posix_memalign(&p, 64, n) != 0) {
+    if (n >= HUGE_BYTES)
+        p = kiln_huge_alloc(n);
+    else if (posix_memalign(&p, 64, n) != 0)
+        p = NULL;
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+// See kiln_rt.h.  Its pages are touched first by whoever writes it (prepare()'s packing
+// threads, in parallel; kiln_aligned_alloc's memset): on virtual machines, where a fresh
+// page costs microseconds, huge pages take half the time of small ones.
+void *kiln_huge_alloc(size_t bytes) {
+    if (bytes == 0 || bytes > SIZE_MAX - HUGE_BYTES)
         return NULL;
-    }
-    memset(p, 0, n);
+    size_t n = (bytes + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_BYTES, n) != 0)
+        return NULL;
+    madvise(p, n, MADV_HUGEPAGE);   // a hint; ignored where huge pages are off
     return p;
 }
 

@@ -29,10 +29,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
-#define SPIN_NS 2000000         // how long a waiting thread polls before it sleeps: 2 ms
+#define SPIN_MS 2.0             // how long a waiting thread polls before it sleeps
 #define MAX_THREADS 256
 
 // Thread t's range of the current job: items [next, end) are not taken yet.  One cache line
@@ -74,16 +73,10 @@ static void cpu_relax(void) {
 #endif
 }
 
-static uint64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
-// Whether a thread that has polled `polls` times since `start` should stop polling and
-// sleep: SPIN_NS have passed (the clock is read every 64th poll).
-static bool spun_out(int polls, uint64_t start) {
-    return polls % 64 == 63 && now_ns() - start > SPIN_NS;
+// Whether a thread that has polled `polls` times since `start` (kiln_now_ms) should stop
+// polling and sleep: SPIN_MS have passed (the clock is read every 64th poll).
+static bool spun_out(int polls, double start) {
+    return polls % 64 == 63 && kiln_now_ms() - start > SPIN_MS;
 }
 
 // Thread t's part of the job: the chunks of its own range, then those left in the others'.
@@ -115,7 +108,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         // Wait for a new job: spin, then sleep.
         uint_fast64_t job = atomic_load_explicit(&p->job, memory_order_acquire);
-        uint64_t start = job == seen ? now_ns() : 0;
+        double start = job == seen ? kiln_now_ms() : 0;
         for (int i = 0; job == seen && !spun_out(i, start); i++) {
             cpu_relax();
             job = atomic_load_explicit(&p->job, memory_order_acquire);
@@ -241,7 +234,7 @@ void kiln_parallel_for(kiln_run *r, int64_t n, kiln_task_fn fn, void *ctx) {
     }
     run_share(p, 0);
     // Wait for the workers: spin, then sleep.
-    uint64_t start = now_ns();
+    double start = kiln_now_ms();
     for (int i = 0; !spun_out(i, start); i++) {
         if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0)
             return;

@@ -6,8 +6,9 @@
  *          z = ids + 1 (for i64 narrowing, dims bound across inputs, several outputs).
  * kiln_main runs in-process on temporary files with stdout and stderr captured; each case
  * checks the exit status, the message, and that a failed run leaves no output file and no
- * temporary behind.  Needs only the runtime.  Prints each failure as file:line and a summary
- * line; exits 1 on failure.
+ * temporary behind.  test_alloc checks the allocators behind its arena and outputs.  Needs
+ * only the runtime.  Prints each failure as file:line and a summary line; exits 1 on
+ * failure.
  */
 #define _GNU_SOURCE
 #include "kiln_rt.h"
@@ -549,6 +550,36 @@ static void test_bad_model(void) {
     CHECK_FAILS(1, "output 'y': dim 'k' appears in no input, so nothing binds it", rc);
 }
 
+// The allocators of the arena, outputs, states (kiln_aligned_alloc) and packed weights
+// (kiln_huge_alloc), runtime/rt_util.c: 64-byte aligned and zeroed below 2 MiB; from 2 MiB
+// on, whole huge pages, 2 MiB aligned (and zeroed by kiln_aligned_alloc); nothing for 0.
+static void test_alloc(void) {
+    const size_t huge = (size_t)2 << 20;
+    const size_t sizes[] = {0, 1, 100, huge - 1, huge, huge + 1, 3 * huge + 4};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        unsigned char *p = kiln_aligned_alloc(n);
+        if (!CHECK(p != NULL))
+            continue;
+        size_t align = n >= huge ? huge : 64;
+        check((uintptr_t)p % align == 0, __FILE__, __LINE__,
+              "kiln_aligned_alloc(%zu) at %p: not %zu-byte aligned", n, (void *)p, align);
+        size_t nonzero = 0;
+        for (size_t k = 0; k < n; k++)
+            nonzero += p[k] != 0;
+        check(nonzero == 0, __FILE__, __LINE__, "kiln_aligned_alloc(%zu): %zu bytes not zero",
+              n, nonzero);
+        kiln_aligned_free(p);
+    }
+    CHECK(kiln_huge_alloc(0) == NULL);
+    unsigned char *q = kiln_huge_alloc(huge + 1);
+    if (CHECK(q != NULL)) {
+        CHECK((uintptr_t)q % huge == 0);
+        q[2 * huge - 1] = 1;    // rounded up to whole huge pages: the last byte is ours
+        kiln_aligned_free(q);
+    }
+}
+
 int main(void) {
     alarm(60);
     snprintf(tmpdir, sizeof tmpdir, "%s/kiln_test_main_XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");  // $TMPDIR, else the usual place
@@ -560,6 +591,7 @@ int main(void) {
     test_failures();
     test_pair();
     test_bad_model();
+    test_alloc();
     nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     printf("test_rt_main: %d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
