@@ -650,7 +650,10 @@ static void read_params(Spec *s, const YPair *sec, const SpecDefine *defs, int n
 }
 
 // dims: { NAME: bound-expr, ... }
-static void read_dims(Spec *s, const YNode *m)
+// `position` names the state's position dim (state: position:), or is NULL: its bound may be
+// 0, a model whose cache holds no earlier tokens (GPT-2 with n_positions 1), since the
+// runtime binds it from 0 up; every other dim is bound by an input's shape, from 1 up.
+static void read_dims(Spec *s, const YNode *m, const char *position)
 {
     char buf[64];
     if (m->kind != YN_MAP) {
@@ -671,8 +674,10 @@ static void read_dims(Spec *s, const YNode *m)
             diag_error(s->d, p->key->loc, "a spec has at most %d dims", MAX_SYMS);
             return;
         }
+        bool is_position = position && strcmp(name, position) == 0;
         int64_t bound = 1;
-        eval_int(s, p->val, "a dim's upper bound", 1, INT32_MAX, &bound);
+        eval_int(s, p->val, is_position ? "the position dim's upper bound" : "a dim's upper bound",
+                 is_position ? 0 : 1, INT32_MAX, &bound);
         // Declared even when the bound failed, so that shapes naming it report nothing more.
         graph_add_sym(s->g, name, bound, p->key->loc);
     }
@@ -2013,8 +2018,15 @@ static void read_spec(Spec *s, const YNode *root, const SpecDefine *defs, int n_
         s->g->model_name = arena_strdup(&s->g->arena, name);
 
     read_params(s, get_pair(root, "params", keys, 10), defs, n_defs);
-    if ((v = get_key(root, "dims", keys, 10)))
-        read_dims(s, v);
+    if ((v = get_key(root, "dims", keys, 10))) {
+        // The state's position is declared under state:, after dims:; look it up first.
+        const YNode *st = get_key(root, "state", keys, 10), *pos = NULL;
+        for (int i = 0; st && st->kind == YN_MAP && i < st->n_pairs; i++)
+            if (st->pairs[i].key->kind == YN_SCALAR &&
+                strcmp(st->pairs[i].key->str, "position") == 0)
+                pos = st->pairs[i].val;
+        read_dims(s, v, pos && pos->kind == YN_SCALAR ? pos->str : NULL);
+    }
     if ((v = get_key(root, "weight_prefixes", keys, 10)))
         read_weight_prefixes(s, v);
     if ((v = get_key(root, "inputs", keys, 10)))

@@ -52,9 +52,12 @@ static int check_desc(const kiln_model *m, const char *what, const kiln_tensor_d
 int kiln_model_check(const kiln_model *m, char *msg, size_t size) {
     if (m->n_syms < 0 || m->n_syms > MAX_SYMS || (m->n_syms && !m->syms))
         return kiln_seterr(msg, size, "%d symbolic dims (the runtime allows %d)", m->n_syms, MAX_SYMS);
-    for (int s = 0; s < m->n_syms; s++)
-        if (!m->syms[s].name || m->syms[s].max < 1)
-            return kiln_seterr(msg, size, "symbolic dim %d has no name or a bound below 1", s);
+    for (int s = 0; s < m->n_syms; s++) {
+        int64_t lo = m->n_states && s == m->position_sym ? 0 : 1;  // a state's position may be 0
+        if (!m->syms[s].name || m->syms[s].max < lo)
+            return kiln_seterr(msg, size, "symbolic dim %d has no name or a bound below %lld", s,
+                               (long long)lo);
+    }
     if (m->n_inputs < 0 || m->n_outputs < 0 || m->n_weights < 0 || m->n_weight_prefixes < 0 ||
         (m->n_inputs && !m->inputs) || (m->n_outputs && !m->outputs) ||
         (m->n_weights && !m->weights) || (m->n_weight_prefixes && !m->weight_prefixes) ||

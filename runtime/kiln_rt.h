@@ -32,7 +32,7 @@ size_t kiln_dtype_size(kiln_dtype t);
 // A symbolic dimension (`seq`): its value is bound at run time from the inputs' shapes.
 typedef struct {
     const char *name;
-    int64_t max;            // upper bound; 1 <= value <= max
+    int64_t max;            // upper bound; 1 <= value <= max (0 <= for a state's position)
 } kiln_sym;
 
 // A tensor's declared type.  dims[k] is the static size, or, when sym[k] >= 0, the bound

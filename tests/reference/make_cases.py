@@ -113,6 +113,11 @@ COMMITTED = [
     dict(id="gpt2.prefix", params=dict(n_layer=2, n_head=2, n_embd=32, vocab_size=64,
                                        n_positions=16, max_batch=1),
          batch=1, seq=9, ints="int64", seed=104, prefix="transformer."),
+    # gpt2.ctx1: n_positions 1, so the cache holds no earlier token and the position dim's
+    # bound (past: n_positions - 1) is 0; batch 2 of 3.
+    dict(id="gpt2.ctx1", params=dict(n_layer=2, n_head=2, n_embd=12, vocab_size=29,
+                                     n_positions=1, max_batch=3),
+         batch=2, seq=1, ints="int64", seed=105),
     # bert.pad: batch 2, the second row padded (mask 0 on its last 4 tokens), types 0 then 1.
     dict(id="bert.pad", params=dict(num_hidden_layers=2, num_attention_heads=4, hidden_size=32,
                                     intermediate_size=64, vocab_size=89,
