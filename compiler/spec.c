@@ -649,6 +649,12 @@ static void read_params(Spec *s, const YPair *sec, const SpecDefine *defs, int n
     free(has_override);
 }
 
+// Whether `key` is the `position:` key of the state section.
+static bool is_position_key(const YNode *key)
+{
+    return key->kind == YN_SCALAR && strcmp(key->str, "position") == 0;
+}
+
 // dims: { NAME: bound-expr, ... }
 // `position` names the state's position dim (state: position:), or is NULL: its bound may be
 // 0, a model whose cache holds no earlier tokens (GPT-2 with n_positions 1), since the
@@ -1844,7 +1850,7 @@ static void read_state(Spec *s, const YNode *m)
     }
     for (int i = 0; i < m->n_pairs; i++) {
         const YPair *p = &m->pairs[i];
-        if (p->key->kind == YN_SCALAR && strcmp(p->key->str, "position") == 0) {
+        if (is_position_key(p->key)) {
             const char *dim = want_string(s, p->val, "the position");
             int sym = dim ? graph_find_sym(g, dim) : -1;
             if (dim && sym < 0)
@@ -2022,8 +2028,7 @@ static void read_spec(Spec *s, const YNode *root, const SpecDefine *defs, int n_
         // The state's position is declared under state:, after dims:; look it up first.
         const YNode *st = get_key(root, "state", keys, 10), *pos = NULL;
         for (int i = 0; st && st->kind == YN_MAP && i < st->n_pairs; i++)
-            if (st->pairs[i].key->kind == YN_SCALAR &&
-                strcmp(st->pairs[i].key->str, "position") == 0)
+            if (is_position_key(st->pairs[i].key))
                 pos = st->pairs[i].val;
         read_dims(s, v, pos && pos->kind == YN_SCALAR ? pos->str : NULL);
     }

@@ -47,13 +47,19 @@ static int check_desc(const kiln_model *m, const char *what, const kiln_tensor_d
     return 0;
 }
 
+// The least value symbolic dim s takes: 0 for a state's position (a fresh state holds no
+// token), 1 for a dim an input's shape binds.
+static int64_t sym_least(const kiln_model *m, int s) {
+    return m->n_states && s == m->position_sym ? 0 : 1;
+}
+
 // See kiln_rt.h: counts, ranks, symbol indices, and every symbolic dim of an output
 // appearing in some input (else nothing could bind it).
 int kiln_model_check(const kiln_model *m, char *msg, size_t size) {
     if (m->n_syms < 0 || m->n_syms > MAX_SYMS || (m->n_syms && !m->syms))
         return kiln_seterr(msg, size, "%d symbolic dims (the runtime allows %d)", m->n_syms, MAX_SYMS);
     for (int s = 0; s < m->n_syms; s++) {
-        int64_t lo = m->n_states && s == m->position_sym ? 0 : 1;  // a state's position may be 0
+        int64_t lo = sym_least(m, s);
         if (!m->syms[s].name || m->syms[s].max < lo)
             return kiln_seterr(msg, size, "symbolic dim %d has no name or a bound below %lld", s,
                                (long long)lo);
@@ -217,7 +223,7 @@ int kiln_forward(kiln_instance *in, const int64_t *sym, const void *const *input
     memset(&r, 0, sizeof r);
     r.model = m;
     for (int s = 0; s < m->n_syms; s++) {
-        int64_t lo = m->n_states && s == m->position_sym ? 0 : 1;  // a fresh state holds 0
+        int64_t lo = sym_least(m, s);
         if (!sym || sym[s] < lo || sym[s] > m->syms[s].max)
             return kiln_seterr(err, errlen, "%s = %lld is outside [%lld, %lld]", m->syms[s].name,
                         sym ? (long long)sym[s] : 0LL, (long long)lo, (long long)m->syms[s].max);
