@@ -154,7 +154,7 @@ typedef struct {
     int64_t max;        // upper bound
     SrcLoc loc;
     bool position;      // the state's position (spec `state: position:`): bound by the
-                        // runtime, not by an input shape, and may be 0
+                        // runtime, not by an input shape; it may be 0, and so may `max`
 } Sym;
 
 typedef int32_t NodeId;     // index into Graph.nodes; -1 means none
